@@ -1,0 +1,32 @@
+# The two commands a new user needs are `make run` and `make test`; both set up .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test openapi bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless CRM_DATABASE_URL is set)
+	$(BIN)/crm-api serve
+
+test: $(STAMP)  ## The whole suite against a real PostgreSQL
+	$(BIN)/python -m pytest
+
+openapi: $(STAMP)  ## Regenerate the committed API contract in openapi/
+	$(BIN)/crm-api export-openapi --out openapi
+
+bench: $(STAMP)  ## Throughput and import benchmarks (ratios against a baseline in the same run)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,97 @@
+"""create_app(): the FastAPI application, its middleware, routers and GraphQL endpoint."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from crm_api import __version__
+from crm_api.api_keys import service as api_keys
+from crm_api.api_keys.router import router as api_keys_router
+from crm_api.config import Settings, get_settings
+from crm_api.core import docs, errors, logs, openapi
+from crm_api.core.auth import Authenticator
+from crm_api.core.db import Database
+from crm_api.core.middleware import RequestContext
+from crm_api.core.ops import router as ops_router
+from crm_api.core.uow import IdempotentReplay, replay_stored
+from crm_api.customers.router import router as customers_router
+from crm_api.events.router import router as events_router
+from crm_api.graphql.schema import graphql_router
+from crm_api.interactions.router import router as interactions_router
+
+DESCRIPTION = """
+A headless CRM: customers, their multichannel timeline and an events feed.
+
+**Authentication**: every `/v1` call needs an API key, as `Authorization: Bearer <key>` or
+`X-API-Key: <key>`. Each operation lists the scope it needs; a `:write` scope implies its
+`:read`, and `admin` implies every scope. Personal fields come back null (and listed in
+`redacted_fields`) unless the key holds `pii:read`.
+
+**Conventions**: lists are keyset-paginated (`limit`, `cursor` -> `next_cursor`); errors
+are RFC 9457 `application/problem+json`; every POST accepts an `Idempotency-Key`;
+responses carry an `ETag` and PATCH/PUT/DELETE honour `If-Match`.
+"""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if not settings.database_url:
+        raise RuntimeError("CRM_DATABASE_URL is not set; start through `crm-api serve`.")
+    db = await Database.connect(
+        settings.database_url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_size,
+        acquire_timeout=settings.pool_timeout_seconds,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
+    app.state.db = db
+    app.state.authenticator = Authenticator(
+        db, api_keys.authenticate, settings.api_key_cache_seconds
+    )
+    try:
+        yield
+    finally:
+        await db.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logs.configure(settings.log_level)
+    app = FastAPI(
+        title="crm-api",
+        version=__version__,
+        summary="Customers, interactions, segments, scoring, loyalty and analytics.",
+        lifespan=_lifespan,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.add_exception_handler(IdempotentReplay, replay_stored)
+    for router in (
+        ops_router,
+        customers_router,
+        interactions_router,
+        events_router,
+        api_keys_router,
+    ):
+        app.include_router(router)
+    app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
+    if settings.docs_enabled:
+        docs.install(app)
+    openapi.install(app, description=DESCRIPTION)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Idempotent-Replayed"],
+        )
+    app.add_middleware(RequestContext, access_log=settings.access_log)
+    return app

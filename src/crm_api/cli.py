@@ -1,0 +1,160 @@
+"""The ``crm-api`` command: serve, migrate, manage keys, export the API contract."""
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvicorn
+
+from crm_api import migrate as migrations
+from crm_api.api_keys import service as api_keys
+from crm_api.api_keys.schemas import ApiKeyCreate
+from crm_api.app import create_app
+from crm_api.config import Settings, get_settings
+from crm_api.core import embedded_pg
+from crm_api.core.db import Database
+from crm_api.core.scopes import Scope
+from crm_api.graphql.schema import schema
+
+app = typer.Typer(help="crm-api: a headless CRM over REST and GraphQL.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+T = TypeVar("T")
+_keep_alive: list[Any] = []  # the embedded server runs while the CLI process holds it
+
+
+def _database_url(settings: Settings) -> str:
+    """The configured database, or the embedded one (started now, stopped when we exit)."""
+    if settings.database_url:
+        return settings.database_url
+
+    server, url = embedded_pg.start(settings.data_dir)
+    _keep_alive.append(server)
+    os.environ["CRM_DATABASE_URL"] = url  # server workers inherit it
+    get_settings.cache_clear()
+    typer.echo(f"Using the embedded PostgreSQL in {settings.data_dir.resolve()}", err=True)
+    return url
+
+
+def _with_connection(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+
+    async def run() -> T:
+        db = await Database.connect(url, min_size=1, max_size=1)
+        try:
+            async with db.transaction() as conn:
+                return await work(conn)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+def _bootstrap_admin_key(url: str) -> None:
+
+    async def bootstrap(conn: Any) -> str | None:
+        # One starter at a time, so two processes cannot both mint a key.
+        await conn.execute("SELECT pg_advisory_xact_lock(7254119)")
+        if await api_keys.has_usable_admin(conn):
+            return None
+        created = await api_keys.create_key(
+            conn, None, ApiKeyCreate(name="bootstrap admin", scopes=[Scope.ADMIN])
+        )
+        return created.key
+
+    key = _with_connection(url, bootstrap)
+    if key:
+        typer.echo(
+            "\nNo admin API key existed, so one was created. It is shown only this once:\n\n"
+            f"    {key}\n\nUse it as `Authorization: Bearer <key>`; create narrower keys with it.\n"
+        )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (CRM_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port (CRM_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    migrate: Annotated[bool, typer.Option(help="Apply pending migrations first.")] = True,
+) -> None:
+    """Serve the API (REST, GraphQL, docs)."""
+    settings = get_settings()
+    url = _database_url(settings)
+    if migrate:
+        migrations.upgrade(url)
+    if settings.bootstrap_admin_key:
+        _bootstrap_admin_key(url)
+    uvicorn.run(
+        "crm_api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    migrations.upgrade(_database_url(get_settings()), revision)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    scope: Annotated[list[str], typer.Option(help="A scope; repeat for several.")],
+    expires_at: Annotated[datetime | None, typer.Option(help="Expiry (ISO 8601, UTC).")] = None,
+) -> None:
+    """Create an API key and print it (shown only once)."""
+    data = ApiKeyCreate.model_validate(
+        {"name": name, "scopes": scope, "expires_at": expires_at and expires_at.isoformat()}
+    )
+    created = _with_connection(
+        _database_url(get_settings()), lambda conn: api_keys.create_key(conn, None, data)
+    )
+    typer.echo(created.key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List usable keys (never their secrets)."""
+    keys, _ = _with_connection(
+        _database_url(get_settings()),
+        lambda conn: api_keys.list_keys(conn, include_revoked=False, cursor=None, limit=200),
+    )
+    for key in keys:
+        typer.echo(f"{key.id}  {key.prefix}...  {key.name}  {' '.join(key.scopes)}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id.")]) -> None:
+    """Revoke a key."""
+    _with_connection(
+        _database_url(get_settings()), lambda conn: api_keys.revoke_key(conn, uuid.UUID(key_id))
+    )
+    typer.echo(f"revoked {key_id}")
+
+
+@app.command("export-openapi")
+def export_openapi(
+    out: Annotated[Path, typer.Option(help="Folder for openapi.json and schema.graphql.")] = Path(
+        "openapi"
+    ),
+) -> None:
+    """Write the OpenAPI document and the GraphQL SDL (the committed API contract)."""
+    out.mkdir(parents=True, exist_ok=True)
+    spec = create_app(Settings(database_url="postgresql://unused/")).openapi()
+    (out / "openapi.json").write_text(json.dumps(spec, indent=2, sort_keys=False) + "\n")
+    (out / "schema.graphql").write_text(schema.as_str() + "\n")
+    typer.echo(f"wrote {out}/openapi.json and {out}/schema.graphql")

@@ -1,0 +1,148 @@
+"""The database: table metadata, the asyncpg pool, and SQLAlchemy Core compiled for asyncpg.
+
+SQLAlchemy builds every statement; asyncpg runs it. Skipping the async ORM/engine layer
+keeps the hot paths near raw-driver speed (see DESIGN.md), and statements that do not
+change shape are compiled once at import time.
+"""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
+
+from crm_api.core.json import dumps
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_DIALECT = pg_asyncpg.dialect()
+Record = asyncpg.Record
+Connection = asyncpg.Connection
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A statement rendered for asyncpg: SQL text plus the order of its parameters."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+
+    @classmethod
+    def of(cls, statement: sa.Executable) -> "Compiled":
+        compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+        return cls(str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        return [params[n] if n in params else self.defaults[n] for n in self.names]
+
+    async def fetch(self, conn: Connection, **params: Any) -> list[Record]:
+        return await conn.fetch(self.sql, *self.args(params))
+
+    async def fetchrow(self, conn: Connection, **params: Any) -> Record | None:
+        return await conn.fetchrow(self.sql, *self.args(params))
+
+    async def fetchval(self, conn: Connection, **params: Any) -> Any:
+        return await conn.fetchval(self.sql, *self.args(params))
+
+    async def execute(self, conn: Connection, **params: Any) -> str:
+        return await conn.execute(self.sql, *self.args(params))
+
+
+async def fetch(conn: Connection, statement: sa.Executable) -> list[Record]:
+    """Run a statement built per call (dynamic filters); its literals become parameters."""
+    c = Compiled.of(statement)
+    return await conn.fetch(c.sql, *c.args({}))
+
+
+async def fetchrow(conn: Connection, statement: sa.Executable) -> Record | None:
+    c = Compiled.of(statement)
+    return await conn.fetchrow(c.sql, *c.args({}))
+
+
+async def fetchval(conn: Connection, statement: sa.Executable) -> Any:
+    c = Compiled.of(statement)
+    return await conn.fetchval(c.sql, *c.args({}))
+
+
+def _json_dumps(value: Any) -> str:
+    return dumps(value).decode()
+
+
+async def _init_connection(conn: Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=_json_dumps, decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+def asyncpg_dsn(url: str) -> str:
+    """Accept SQLAlchemy-style URLs (``postgresql+asyncpg://``) as well as plain ones."""
+    scheme, sep, rest = url.partition("://")
+    return "postgresql://" + rest if sep and scheme.startswith("postgres") else url
+
+
+def sqlalchemy_url(url: str) -> str:
+    return "postgresql+asyncpg://" + asyncpg_dsn(url).partition("://")[2]
+
+
+class Database:
+    """The process-wide connection pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 20,
+        acquire_timeout: float = 10.0,
+        statement_timeout_ms: int = 30_000,
+    ) -> "Database":
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(url),
+            min_size=min(min_size, max_size),
+            max_size=max_size,
+            timeout=acquire_timeout,
+            command_timeout=None,
+            statement_cache_size=1024,
+            init=_init_connection,
+            server_settings={
+                "application_name": "crm-api",
+                "statement_timeout": str(statement_timeout_ms),
+                "timezone": "UTC",
+            },
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        async with self.pool.acquire() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+
+def column_names(table: sa.Table, exclude: Sequence[str] = ()) -> list[str]:
+    return [c.name for c in table.columns if c.name not in exclude]

@@ -1,0 +1,250 @@
+"""RFC 9457 problem details: the one error shape of the API.
+
+Services raise the exceptions below; the handlers installed by ``install`` render them,
+FastAPI's validation errors and Starlette's HTTP errors as ``application/problem+json``.
+"""
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from crm_api.core.json import dumps
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+log = logging.getLogger("crm_api.errors")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. `address.country`.")
+    message: str
+    location: str = Field(
+        default="body", description="Where the field was: body, query, path or header."
+    )
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    type: str = Field(
+        description="URI reference naming the problem type, e.g. `/problems/not-found`."
+    )
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(default=None, description="The request path.")
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    status: int = 500
+    slug: str = "internal-error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Iterable[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers or {})
+
+    @classmethod
+    def for_field(cls, field: str, message: str, *, location: str = "body") -> "ProblemError":
+        return cls(message, errors=[FieldError(field=field, message=message, location=location)])
+
+
+class BadRequest(ProblemError):
+    status, slug = 400, "bad-request"
+
+
+class Unauthorized(ProblemError):
+    status, slug = 401, "unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="crm-api"'})
+
+
+class Forbidden(ProblemError):
+    status, slug = 403, "forbidden"
+
+
+class NotFound(ProblemError):
+    status, slug = 404, "not-found"
+
+
+class Conflict(ProblemError):
+    status, slug = 409, "conflict"
+
+
+class IdempotencyInProgress(ProblemError):
+    status, slug = 409, "idempotency-key-in-use"
+
+
+class PreconditionFailed(ProblemError):
+    status, slug = 412, "precondition-failed"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, slug = 415, "unsupported-media-type"
+
+
+class ValidationFailed(ProblemError):
+    status, slug = 422, "validation-error"
+
+
+class IdempotencyKeyReused(ProblemError):
+    status, slug = 422, "idempotency-key-reused"
+
+
+class ServiceUnavailable(ProblemError):
+    status, slug = 503, "service-unavailable"
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    status: int,
+    slug: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body = Problem(
+        type=PROBLEM_BASE + slug,
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path if request is not None else None,
+        request_id=request.scope.get("state", {}).get("request_id")
+        if request is not None
+        else None,
+        errors=errors,
+    )
+    return Response(
+        dumps(body.model_dump(exclude_none=True)),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+    out = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        location = loc[0] if loc and loc[0] in {"body", "query", "path", "header"} else "body"
+        path = loc[1:] if loc and loc[0] == location else loc
+        out.append(
+            FieldError(field=".".join(path) or location, message=error["msg"], location=location)
+        )
+    return out
+
+
+async def _on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        request,
+        status=exc.status,
+        slug=exc.slug,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+    )
+
+
+async def _on_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc.errors())
+    return problem_response(
+        request,
+        status=422,
+        slug=ValidationFailed.slug,
+        detail=f"The request is invalid: {len(errors)} field error(s).",
+        errors=errors,
+    )
+
+
+_HTTP_SLUGS = {
+    400: "bad-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "content-too-large",
+    415: "unsupported-media-type",
+}
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No route matches {request.url.path}."
+    return problem_response(
+        request,
+        status=exc.status_code,
+        slug=_HTTP_SLUGS.get(exc.status_code, f"http-{exc.status_code}"),
+        detail=detail,
+        headers=exc.headers,
+    )
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %r", exc)
+    return problem_response(
+        request,
+        status=503,
+        slug=ServiceUnavailable.slug,
+        detail="The database is unavailable; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        request,
+        status=500,
+        slug="internal-error",
+        detail="An unexpected error occurred; it has been logged with this request id.",
+    )
+
+
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.QueryCanceledError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(HTTPException, _on_http)
+    for exc_type in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(exc_type, _on_database_unavailable)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problem responses an operation can give."""
+    return {
+        status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in statuses
+    }

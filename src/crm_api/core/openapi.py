@@ -1,0 +1,41 @@
+"""The OpenAPI document as SDK generators need it: stable operation ids, problem media type."""
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from crm_api.core.errors import PROBLEM_MEDIA_TYPE
+
+
+def operation_id(route: APIRoute) -> str:
+    """``<domain>_<verb>``: the route function's name, e.g. ``customers_list``."""
+    return route.name
+
+
+def install(app: FastAPI, *, description: str) -> None:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    _problem_media_type(operation)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = build  # type: ignore[method-assign]
+
+
+def _problem_media_type(operation: dict[str, Any]) -> None:
+    for status, response in operation.get("responses", {}).items():
+        content = response.get("content", {})
+        if status[0] in "45" and "application/json" in content:
+            content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")

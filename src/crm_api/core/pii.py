@@ -1,0 +1,23 @@
+"""Personal fields of a customer resource, and their redaction for keys without ``pii:read``."""
+
+from typing import Any
+
+PERSONAL_FIELDS = ("first_name", "last_name", "email", "phone", "birth_date")
+PERSONAL_ADDRESS_FIELDS = ("line1", "line2")
+REDACTED_FIELDS = (*PERSONAL_FIELDS, *(f"address.{f}" for f in PERSONAL_ADDRESS_FIELDS))
+
+
+def redact_customer(resource: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a customer resource with personal fields nulled and listed as redacted."""
+    out = dict(resource)
+    for field in PERSONAL_FIELDS:
+        out[field] = None
+    address = out.get("address")
+    if isinstance(address, dict):
+        out["address"] = {**address, **dict.fromkeys(PERSONAL_ADDRESS_FIELDS)}
+    out["redacted_fields"] = list(REDACTED_FIELDS)
+    return out
+
+
+def is_customer_event(event_type: str) -> bool:
+    return event_type.startswith("customer.")

@@ -1,0 +1,21 @@
+"""API key scopes: ``resource:action``; a write scope implies its read, ``admin`` implies all."""
+
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    ADMIN = "admin"
+    CUSTOMERS_READ = "customers:read"
+    CUSTOMERS_WRITE = "customers:write"
+    INTERACTIONS_READ = "interactions:read"
+    INTERACTIONS_WRITE = "interactions:write"
+    EVENTS_READ = "events:read"
+    PII_READ = "pii:read"
+
+
+def expand(scopes: set[str] | frozenset[str]) -> frozenset[str]:
+    """The scopes a key effectively holds, implications included."""
+    if Scope.ADMIN in scopes:
+        return frozenset(Scope)
+    implied = {s.removesuffix(":write") + ":read" for s in scopes if s.endswith(":write")}
+    return frozenset(scopes) | implied

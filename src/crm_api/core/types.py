@@ -1,0 +1,111 @@
+"""Constrained field types shared by every domain's request and response models."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import pycountry
+from fastapi import Query
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+
+# PostgreSQL text cannot hold NUL; refuse it up front instead of failing in the driver.
+_NO_NUL = r"^[^\x00]*$"
+
+
+def _text(max_length: int, min_length: int = 0) -> Any:
+    return Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=min_length, max_length=max_length, pattern=_NO_NUL
+        ),
+    ]
+
+
+ShortText = _text(200, min_length=1)
+Label = _text(64, min_length=1)
+LongText = _text(20_000)
+
+
+def _check_country(code: str) -> str:
+    if pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+def _check_currency(code: str) -> str:
+    if pycountry.currencies.get(alpha_3=code) is None:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+CountryCode = Annotated[
+    str,
+    BeforeValidator(_upper),
+    StringConstraints(pattern=r"^[A-Z]{2}$"),
+    AfterValidator(_check_country),
+    Field(description="ISO 3166-1 alpha-2 country code.", examples=["DE"]),
+]
+CurrencyCode = Annotated[
+    str,
+    BeforeValidator(_upper),
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    AfterValidator(_check_currency),
+    Field(description="ISO 4217 currency code.", examples=["EUR"]),
+]
+MinorUnits = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=10**15,
+        description="An amount of money in the currency's minor units (cents for EUR).",
+    ),
+]
+
+# The longest a clock may run ahead of ours before a "past" timestamp is refused.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _not_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + CLOCK_SKEW:
+        raise ValueError("must not be in the future")
+    return value
+
+
+PastDatetime = Annotated[AwareDatetime, AfterValidator(_not_future)]
+
+
+def _check_json(value: Any, depth: int = 0) -> Any:
+    if depth > 16:
+        raise ValueError("is nested too deeply (16 levels at most)")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("must not contain NaN or infinite numbers")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json(key, depth + 1)
+            _check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+    return value
+
+
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_check_json),
+    Field(description="A free-form JSON object (16 levels deep at most)."),
+]
+
+
+def query_text(max_length: int, description: str | None = None, **extra: Any) -> Any:
+    """A free-text query parameter that PostgreSQL can compare (no NUL, bounded)."""
+    return Query(max_length=max_length, pattern=_NO_NUL, description=description, **extra)
+
+
+QueryLabel = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NO_NUL)]

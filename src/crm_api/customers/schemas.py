@@ -1,0 +1,245 @@
+"""Request and response models of the customers resource."""
+
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from crm_api.core.channels import Channel
+from crm_api.core.types import CountryCode, CurrencyCode, JsonObject, Label, MinorUnits, ShortText
+
+
+class CustomerKind(StrEnum):
+    CONSUMER = "consumer"
+    INDUSTRIAL = "industrial"
+    INSTITUTIONAL = "institutional"
+    GOVERNMENT = "government"
+
+
+class Gender(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    NON_BINARY = "non_binary"
+    OTHER = "other"
+    UNDISCLOSED = "undisclosed"
+
+
+Phone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^\+[1-9][0-9]{6,14}$"),
+    Field(description="E.164 phone number.", examples=["+4930123456"]),
+]
+Email = Annotated[EmailStr, Field(max_length=320, examples=["ada@example.com"])]
+ExternalId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^\x00/]+$"),
+    Field(
+        description="The partner's own identifier for this customer; unique among live customers."
+    ),
+]
+Labels = Annotated[list[Label], Field(max_length=50)]
+EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Address(Strict):
+    line1: ShortText | None = None
+    line2: ShortText | None = None
+    city: ShortText | None = None
+    region: ShortText | None = None
+    postal_code: Label | None = None
+    country: CountryCode | None = None
+
+
+class Consent(Strict):
+    granted: bool
+    at: AwareDatetime | None = Field(
+        default=None, description="When consent was given or withdrawn; defaults to now."
+    )
+    source: ShortText | None = Field(
+        default=None, description="Where it was captured, e.g. `signup-form`."
+    )
+
+    @model_validator(mode="after")
+    def _default_time(self) -> Self:
+        if self.at is None:
+            self.at = datetime.now(UTC)
+        return self
+
+
+class Acquisition(Strict):
+    source: ShortText | None = None
+    channel: Label | None = None
+    campaign: ShortText | None = None
+    cost: MinorUnits | None = None
+    currency: CurrencyCode | None = None
+
+    @model_validator(mode="after")
+    def _money_has_currency(self) -> Self:
+        if (self.cost is None) != (self.currency is None):
+            raise ValueError("cost and currency go together")
+        return self
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _check_birth_date(value: date | None) -> date | None:
+    if value is not None and not EARLIEST_BIRTH_DATE <= value <= date.today():
+        raise ValueError(f"must be between {EARLIEST_BIRTH_DATE} and today")
+    return value
+
+
+class CustomerCreate(Strict):
+    """A customer as a client writes it. On PUT and import, fields left out are reset."""
+
+    external_id: ExternalId | None = None
+    kind: CustomerKind = CustomerKind.CONSUMER
+    first_name: ShortText | None = None
+    last_name: ShortText | None = None
+    company_name: ShortText | None = Field(
+        default=None, description="Required for industrial, institutional and government customers."
+    )
+    email: Email | None = None
+    phone: Phone | None = None
+    industry: Label | None = None
+    birth_date: date | None = None
+    gender: Gender | None = None
+    income_band: Label | None = None
+    education: Label | None = None
+    occupation: Label | None = None
+    address: Address | None = None
+    interests: Labels = Field(default_factory=list)
+    values: Labels = Field(default_factory=list)
+    lifestyle: Label | None = None
+    preferred_channel: Channel | None = None
+    consents: dict[Channel, Consent] = Field(default_factory=dict)
+    tags: Labels = Field(default_factory=list)
+    attributes: JsonObject = Field(default_factory=dict)
+    acquisition: Acquisition | None = None
+
+    _unique_lists = field_validator("interests", "values", "tags")(_unique)
+    _birth_date = field_validator("birth_date")(_check_birth_date)
+
+    @model_validator(mode="after")
+    def _organisations_have_names(self) -> Self:
+        check_company_name(self.kind, self.company_name)
+        return self
+
+
+def check_company_name(kind: CustomerKind | str, company_name: str | None) -> None:
+    if kind != CustomerKind.CONSUMER and not company_name:
+        raise ValueError(f"company_name is required for {kind} customers")
+
+
+class AddressPatch(Address):
+    """Fields sent replace the stored ones; fields left out are kept."""
+
+
+class CustomerUpdate(Strict):
+    """A JSON merge patch (RFC 7396): fields sent replace, `null` clears, omitted are kept.
+
+    `address` and `attributes` merge key by key; `consents` merge per channel
+    (a channel set to `null` is removed).
+    """
+
+    external_id: ExternalId | None = None
+    kind: CustomerKind | None = None
+    first_name: ShortText | None = None
+    last_name: ShortText | None = None
+    company_name: ShortText | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    industry: Label | None = None
+    birth_date: date | None = None
+    gender: Gender | None = None
+    income_band: Label | None = None
+    education: Label | None = None
+    occupation: Label | None = None
+    address: AddressPatch | None = None
+    interests: Labels | None = None
+    values: Labels | None = None
+    lifestyle: Label | None = None
+    preferred_channel: Channel | None = None
+    consents: dict[Channel, Consent | None] | None = None
+    tags: Labels | None = None
+    attributes: JsonObject | None = None
+    acquisition: Acquisition | None = None
+
+    _unique_lists = field_validator("interests", "values", "tags")(
+        lambda v: None if v is None else _unique(v)
+    )
+    _birth_date = field_validator("birth_date")(_check_birth_date)
+
+    @model_validator(mode="after")
+    def _kind_not_null(self) -> Self:
+        if "kind" in self.model_fields_set and self.kind is None:
+            raise ValueError("kind cannot be null")
+        return self
+
+
+class Customer(BaseModel):
+    id: uuid.UUID
+    external_id: str | None
+    kind: CustomerKind
+    first_name: str | None
+    last_name: str | None
+    company_name: str | None
+    email: str | None
+    phone: str | None
+    industry: str | None
+    birth_date: date | None
+    gender: Gender | None
+    income_band: str | None
+    education: str | None
+    occupation: str | None
+    address: Address | None
+    interests: list[str]
+    values: list[str]
+    lifestyle: str | None
+    preferred_channel: Channel | None
+    consents: dict[Channel, Consent]
+    tags: list[str]
+    attributes: dict[str, Any]
+    acquisition: Acquisition | None
+    lifecycle_stage: str = Field(
+        description="Read-only here; changed through lifecycle transitions."
+    )
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(description="Increments on every change; the ETag.")
+    erased_at: datetime | None = Field(description="Set once personal data has been erased.")
+    redacted_fields: list[str] = Field(
+        default_factory=list,
+        description="Personal fields withheld because the API key lacks `pii:read`.",
+    )
+
+
+CustomerSort = Literal["created_at", "-created_at", "updated_at", "-updated_at"]
+
+
+class CustomerFilters(BaseModel):
+    email: str | None = None
+    external_id: str | None = None
+    kind: CustomerKind | None = None
+    tags: list[str] = Field(default_factory=list)
+    lifecycle_stage: str | None = None
+    country: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    q: str | None = None

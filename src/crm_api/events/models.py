@@ -1,0 +1,30 @@
+"""The events outbox, written in the same transaction as the change it describes."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from crm_api.core.db import metadata
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    # Feed order is (tx_id, seq). A reader only sees transactions older than every one
+    # still running (the snapshot's xmin), so no event can appear behind a cursor later.
+    sa.Column(
+        "tx_id",
+        sa.BigInteger,
+        nullable=False,
+        server_default=sa.text("(pg_current_xact_id()::text::bigint)"),
+    ),
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column(
+        "occurred_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("customer_id", sa.Uuid),
+    sa.Column("data", JSONB, nullable=False),
+)
+sa.Index("ix_events_feed", events.c.tx_id, events.c.seq, unique=True)
+sa.Index("ix_events_customer_feed", events.c.customer_id, events.c.tx_id, events.c.seq)
+sa.Index("ix_events_type_feed", events.c.type, events.c.tx_id, events.c.seq)

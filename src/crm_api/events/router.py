@@ -1,0 +1,50 @@
+"""REST transport of the events feed."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from crm_api.core.auth import requires
+from crm_api.core.errors import responses
+from crm_api.core.pagination import Cursor, Limit, Page
+from crm_api.core.scopes import Scope
+from crm_api.core.types import QueryLabel
+from crm_api.core.uow import Conn
+from crm_api.events import service
+from crm_api.events.schemas import Event
+
+router = APIRouter(prefix="/v1/events", tags=["events"], responses=responses(401, 403, 422))
+Reader = requires(Scope.EVENTS_READ)
+
+
+@router.get("", response_model=Page[Event])
+async def events_list(
+    principal: Reader,
+    conn: Conn,
+    type: Annotated[
+        list[QueryLabel], Query(description="Any of these event types (repeatable).")
+    ] = [],
+    customer_id: uuid.UUID | None = None,
+    since: Annotated[AwareDatetime | None, Query(description="occurred_at >= since.")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[Event]:
+    """Committed events in commit-safe order, oldest first: poll with `next_cursor` to follow.
+
+    An event appears once every transaction that started before it has finished, so a
+    cursor never skips an event that commits later. On the last page `next_cursor` still
+    points past the newest event: keep it and poll again. Customer payloads are redacted
+    without `pii:read`.
+    """
+    data, next_cursor, has_more = await service.list_events(
+        conn,
+        principal,
+        types=type,
+        customer_id=customer_id,
+        since=since,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page[Event](data=data, next_cursor=next_cursor, has_more=has_more)

@@ -1,0 +1,93 @@
+"""Bulk import of interactions from NDJSON: insert-only, set-based, safe to re-run.
+
+Lines with an `external_id` already recorded for their customer are skipped and counted
+as unchanged, so replaying a file after a failure records nothing twice.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from crm_api.core import ndjson
+from crm_api.core.auth import Principal
+from crm_api.core.db import Compiled, Connection
+from crm_api.core.ids import new_id
+from crm_api.core.json import dumps
+from crm_api.customers import service as customers
+from crm_api.events import service as events
+from crm_api.events.schemas import EventType
+from crm_api.interactions import service
+from crm_api.interactions.schemas import InteractionCreate
+
+BATCH_SIZE = 2000
+_rows = sa.bindparam("rows", type_=sa.dialects.postgresql.JSONB)
+_COLUMNS = ", ".join(service.INSERTED_COLUMNS)
+_VALUES = _COLUMNS.replace("occurred_at", "coalesce(occurred_at, now())")
+_ITEM_COLUMNS = ", ".join(("customer_id", "interaction_id", "line", *service.ITEM_COLUMNS))
+_INSERT = Compiled.of(
+    sa.text(
+        f"INSERT INTO interactions ({_COLUMNS}) "
+        f"SELECT {_VALUES} FROM jsonb_populate_recordset(NULL::interactions, :rows) "
+        "ON CONFLICT (customer_id, external_id) WHERE external_id IS NOT NULL DO NOTHING "
+        "RETURNING *"
+    ).bindparams(_rows)
+)
+_INSERT_ITEMS = Compiled.of(
+    sa.text(
+        f"INSERT INTO interaction_items ({_ITEM_COLUMNS}) "
+        f"SELECT {_ITEM_COLUMNS} FROM jsonb_populate_recordset(NULL::interaction_items, :rows)"
+    ).bindparams(_rows)
+)
+
+
+async def import_interactions(
+    conn: Connection, principal: Principal, body: bytes
+) -> ndjson.ImportReport:
+    report = ndjson.ImportReport()
+    lines: list[tuple[int, InteractionCreate]] = []
+    for number, raw in ndjson.lines(body):
+        try:
+            lines.append((number, InteractionCreate.model_validate_json(raw)))
+        except ValidationError as exc:
+            report.fail_validation(number, exc)
+    for start in range(0, len(lines), BATCH_SIZE):
+        await _apply(conn, lines[start : start + BATCH_SIZE], report)
+    return report
+
+
+async def _apply(
+    conn: Connection, lines: Sequence[tuple[int, InteractionCreate]], report: ndjson.ImportReport
+) -> None:
+    live = await customers.live_ids(conn, list({data.customer_id for _, data in lines}))
+    rows, items = [], {}
+    for number, data in lines:
+        if data.customer_id not in live:
+            report.fail(number, ("customer_id", f"no customer with id {data.customer_id}"))
+            continue
+        row = service.row_values(data, new_id())
+        rows.append(row)
+        items[row["id"]] = [item.model_dump() for item in data.items]
+    if not rows:
+        return
+    created = await _INSERT.fetch(conn, rows=rows)
+    item_rows = [
+        {"customer_id": r["customer_id"], "interaction_id": r["id"], "line": n, **item}
+        for r in created
+        for n, item in enumerate(items[r["id"]], start=1)
+    ]
+    if item_rows:
+        await _INSERT_ITEMS.execute(conn, rows=item_rows)
+    await events.record_many(
+        conn,
+        [
+            (
+                EventType.INTERACTION_CREATED,
+                r["customer_id"],
+                dumps(service.resource(r, items[r["id"]])),
+            )
+            for r in created
+        ],
+    )
+    report.created += len(created)
+    report.unchanged += len(rows) - len(created)

@@ -1,0 +1,73 @@
+"""The timeline: interactions (immutable facts) and the line items of purchases and refunds."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from crm_api.core.db import metadata
+
+interactions = sa.Table(
+    "interactions",
+    metadata,
+    sa.Column("customer_id", sa.Uuid, sa.ForeignKey("customers.id"), primary_key=True),
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("external_id", sa.Text),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text),
+    sa.Column("direction", sa.Text),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column(
+        "recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("subject", sa.Text),
+    sa.Column("body", sa.Text),
+    sa.Column("campaign", sa.Text),
+    sa.Column("metadata", JSONB, nullable=False, server_default="{}"),
+    sa.Column("amount", sa.BigInteger),
+    sa.Column("currency", sa.CHAR(3)),
+    sa.Column("nps", sa.SmallInteger),
+    sa.Column("csat", sa.SmallInteger),
+    sa.CheckConstraint("(amount IS NULL) = (currency IS NULL)", name="money"),
+    sa.CheckConstraint("amount IS NULL OR amount >= 0", name="amount_non_negative"),
+    sa.CheckConstraint("nps IS NULL OR nps BETWEEN 0 AND 10", name="nps_range"),
+    sa.CheckConstraint("csat IS NULL OR csat BETWEEN 1 AND 5", name="csat_range"),
+    sa.CheckConstraint(
+        "direction IS NULL OR direction IN ('inbound', 'outbound')", name="direction"
+    ),
+)
+# The timeline query: one customer's interactions, newest first.
+sa.Index(
+    "ix_interactions_timeline",
+    interactions.c.customer_id,
+    interactions.c.occurred_at.desc(),
+    interactions.c.id.desc(),
+)
+sa.Index("ix_interactions_occurred_at_id", interactions.c.occurred_at, interactions.c.id)
+sa.Index("ix_interactions_id", interactions.c.id)
+sa.Index(
+    "uq_interactions_external_id",
+    interactions.c.customer_id,
+    interactions.c.external_id,
+    unique=True,
+    postgresql_where=interactions.c.external_id.isnot(None),
+)
+
+interaction_items = sa.Table(
+    "interaction_items",
+    metadata,
+    sa.Column("customer_id", sa.Uuid, primary_key=True),
+    sa.Column("interaction_id", sa.Uuid, primary_key=True),
+    sa.Column("line", sa.SmallInteger, primary_key=True),
+    sa.Column("sku", sa.Text, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("category", sa.Text),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_price", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["customer_id", "interaction_id"],
+        ["interactions.customer_id", "interactions.id"],
+        name="fk_interaction_items_interaction",
+    ),
+    sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+    sa.CheckConstraint("unit_price >= 0", name="unit_price_non_negative"),
+)
+sa.Index("ix_interaction_items_sku", interaction_items.c.sku)

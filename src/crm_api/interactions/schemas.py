@@ -1,0 +1,127 @@
+"""Request and response models of the interaction timeline."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from crm_api.core.channels import Channel
+from crm_api.core.types import (
+    CurrencyCode,
+    JsonObject,
+    Label,
+    LongText,
+    MinorUnits,
+    PastDatetime,
+    ShortText,
+)
+
+
+class InteractionType(StrEnum):
+    PURCHASE = "purchase"
+    REFUND = "refund"
+    EMAIL = "email"
+    CALL = "call"
+    SMS = "sms"
+    CHAT = "chat"
+    SOCIAL = "social"
+    VISIT = "visit"
+    WEB = "web"
+    APP = "app"
+    SUPPORT = "support"
+    FEEDBACK = "feedback"
+    NOTE = "note"
+
+
+MONETARY_TYPES = frozenset({InteractionType.PURCHASE, InteractionType.REFUND})
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class LineItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Label
+    name: ShortText | None = None
+    category: Label | None = None
+    quantity: int = Field(ge=1, le=1_000_000)
+    unit_price: MinorUnits = Field(description="Price of one unit in the interaction's currency.")
+
+
+ExternalId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^\x00]+$"),
+    Field(
+        description="The source system's id (an order number, a ticket id); unique per customer."
+    ),
+]
+
+
+class InteractionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: uuid.UUID
+    type: InteractionType
+    external_id: ExternalId | None = None
+    channel: Channel | None = None
+    direction: Direction | None = None
+    occurred_at: PastDatetime | None = Field(default=None, description="Defaults to now.")
+    subject: ShortText | None = None
+    body: LongText | None = None
+    campaign: Label | None = None
+    metadata: JsonObject = Field(default_factory=dict)
+    amount: MinorUnits | None = Field(
+        default=None, description="Purchases and refunds: the total, in minor units."
+    )
+    currency: CurrencyCode | None = None
+    items: list[LineItem] = Field(default_factory=list, max_length=500)
+    nps: int | None = Field(
+        default=None, ge=0, le=10, description="Feedback: Net Promoter Score answer."
+    )
+    csat: int | None = Field(default=None, ge=1, le=5, description="Feedback: satisfaction rating.")
+
+    @model_validator(mode="after")
+    def _fits_its_type(self) -> Self:
+        monetary = self.type in MONETARY_TYPES
+        if monetary and (self.amount is None or self.currency is None):
+            raise ValueError(f"a {self.type} needs amount and currency")
+        if not monetary and (self.amount is not None or self.currency is not None or self.items):
+            raise ValueError("only purchases and refunds carry amount, currency and items")
+        if self.type != InteractionType.FEEDBACK and (
+            self.nps is not None or self.csat is not None
+        ):
+            raise ValueError("only feedback carries nps and csat")
+        return self
+
+
+class Interaction(BaseModel):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    type: InteractionType
+    external_id: str | None
+    channel: Channel | None
+    direction: Direction | None
+    occurred_at: datetime
+    recorded_at: datetime
+    subject: str | None
+    body: str | None
+    campaign: str | None
+    metadata: dict[str, Any]
+    amount: int | None
+    currency: str | None
+    items: list[LineItem]
+    nps: int | None
+    csat: int | None
+
+
+class InteractionFilters(BaseModel):
+    customer_id: uuid.UUID | None = None
+    types: list[InteractionType] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None

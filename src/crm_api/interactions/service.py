@@ -1,0 +1,193 @@
+"""Interactions: recording the timeline's immutable facts and reading them back."""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+
+from crm_api.core import db
+from crm_api.core.auth import Principal
+from crm_api.core.db import Compiled, Connection
+from crm_api.core.errors import Conflict, NotFound, ValidationFailed
+from crm_api.core.ids import new_id
+from crm_api.core.pagination import Keyset
+from crm_api.customers import service as customers
+from crm_api.events import service as events
+from crm_api.events.schemas import EventType
+from crm_api.interactions.models import interaction_items as items_t
+from crm_api.interactions.models import interactions as t
+from crm_api.interactions.schemas import (
+    MONETARY_TYPES,
+    Interaction,
+    InteractionCreate,
+    InteractionFilters,
+)
+
+_PERSONAL_CONTENT = {"subject": None, "body": None, "metadata": {}}
+ITEM_COLUMNS = ("sku", "name", "category", "quantity", "unit_price")
+INSERTED_COLUMNS = (
+    "customer_id", "id", "external_id", "type", "channel", "direction", "occurred_at",
+    "subject", "body", "campaign", "metadata", "amount", "currency", "nps", "csat",
+)  # fmt: skip
+
+# One statement: insert only if the customer is live, so a missing customer costs no write.
+_INSERT = Compiled.of(
+    sa.insert(t)
+    .from_select(
+        list(INSERTED_COLUMNS),
+        sa.select(
+            *(
+                sa.func.coalesce(sa.bindparam(c, type_=t.c[c].type), sa.func.now())
+                if c == "occurred_at"
+                else sa.bindparam(c, type_=t.c[c].type)
+                for c in INSERTED_COLUMNS
+            )
+        ).where(customers.is_live(sa.bindparam("customer_id", type_=sa.Uuid))),
+    )
+    .returning(t)
+)
+_INSERT_ITEMS = Compiled.of(
+    sa.insert(items_t).from_select(
+        ["customer_id", "interaction_id", "line", *ITEM_COLUMNS],
+        sa.select(
+            sa.bindparam("customer_id", type_=sa.Uuid),
+            sa.bindparam("interaction_id", type_=sa.Uuid),
+            *(
+                sa.func.unnest(sa.bindparam(f"{c}s", type_=sa.ARRAY(items_t.c[c].type)))
+                for c in ("line", *ITEM_COLUMNS)
+            ),
+        ),
+    )
+)
+_GET = Compiled.of(sa.select(t).where(t.c.id == sa.bindparam("id")))
+_ITEMS = Compiled.of(
+    sa.select(items_t)
+    .where(
+        items_t.c.customer_id == sa.func.any(sa.bindparam("customer_ids", type_=sa.ARRAY(sa.Uuid))),
+        items_t.c.interaction_id == sa.func.any(sa.bindparam("ids", type_=sa.ARRAY(sa.Uuid))),
+    )
+    .order_by(items_t.c.interaction_id, items_t.c.line)
+)
+_ERASE = Compiled.of(
+    sa.update(t).where(t.c.customer_id == sa.bindparam("customer_id")).values(**_PERSONAL_CONTENT)
+)
+TIMELINE = Keyset("timeline", [t.c.occurred_at, t.c.id], descending=True)
+
+
+def resource(row: db.Record, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    out = {c: row[c] for c in INSERTED_COLUMNS}
+    out["recorded_at"] = row["recorded_at"]
+    out["items"] = list(items)
+    return out
+
+
+def row_values(data: InteractionCreate, interaction_id: uuid.UUID) -> dict[str, Any]:
+    values = data.model_dump(exclude={"items"})
+    values["id"] = interaction_id
+    return values
+
+
+def scrub_resource(data: dict[str, Any]) -> dict[str, Any]:
+    """An interaction resource without its free-text content (for erasure)."""
+    return {**data, **_PERSONAL_CONTENT}
+
+
+async def record_interaction(
+    conn: Connection, principal: Principal, data: InteractionCreate
+) -> Interaction:
+    try:
+        row = await _INSERT.fetchrow(conn, **row_values(data, new_id()))
+    except asyncpg.UniqueViolationError:
+        raise Conflict.for_field(
+            "external_id", "an interaction with this external_id exists for this customer"
+        ) from None
+    if row is None:
+        raise ValidationFailed.for_field("customer_id", f"no customer with id {data.customer_id}")
+    items = [item.model_dump() for item in data.items]
+    if items:
+        await _INSERT_ITEMS.execute(
+            conn,
+            customer_id=row["customer_id"],
+            interaction_id=row["id"],
+            lines=list(range(1, len(items) + 1)),
+            **{f"{c}s": [item[c] for item in items] for c in ITEM_COLUMNS},
+        )
+    created = resource(row, items)
+    await events.record(
+        conn, EventType.INTERACTION_CREATED, created, customer_id=row["customer_id"]
+    )
+    return Interaction.model_validate(created)
+
+
+async def _with_items(conn: Connection, rows: Sequence[db.Record]) -> list[Interaction]:
+    """Render rows, fetching the line items of every purchase and refund in one query."""
+    monetary = [r for r in rows if r["type"] in MONETARY_TYPES]
+    items: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    if monetary:
+        for item in await _ITEMS.fetch(
+            conn,
+            customer_ids=list({r["customer_id"] for r in monetary}),
+            ids=[r["id"] for r in monetary],
+        ):
+            items[item["interaction_id"]].append({c: item[c] for c in ITEM_COLUMNS})
+    return [Interaction.model_validate(resource(r, items[r["id"]])) for r in rows]
+
+
+async def get_interaction(
+    conn: Connection, principal: Principal, interaction_id: uuid.UUID
+) -> Interaction:
+    row = await _GET.fetchrow(conn, id=interaction_id)
+    if row is None:
+        raise NotFound(f"No interaction with id {interaction_id}.")
+    return (await _with_items(conn, [row]))[0]
+
+
+async def list_interactions(
+    conn: Connection,
+    principal: Principal,
+    filters: InteractionFilters,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Interaction], str | None]:
+    """The timeline, newest first: of one customer, or of all when no customer is given."""
+    query = sa.select(t)
+    if filters.customer_id is not None:
+        query = query.where(t.c.customer_id == filters.customer_id)
+    if filters.types:
+        query = query.where(t.c.type.in_([v.value for v in filters.types]))
+    if filters.channels:
+        query = query.where(t.c.channel.in_([v.value for v in filters.channels]))
+    if filters.since is not None:
+        query = query.where(t.c.occurred_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(t.c.occurred_at < filters.until)
+    rows = await db.fetch(conn, TIMELINE.apply(query, cursor, limit))
+    page, next_cursor = TIMELINE.cut(rows, limit, lambda r: (r["occurred_at"], r["id"]))
+    return await _with_items(conn, page), next_cursor
+
+
+async def customer_timeline(
+    conn: Connection,
+    principal: Principal,
+    customer_id: uuid.UUID,
+    filters: InteractionFilters,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Interaction], str | None]:
+    await customers.get_customer(conn, principal, customer_id)
+    return await list_interactions(
+        conn,
+        principal,
+        filters.model_copy(update={"customer_id": customer_id}),
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+async def erase_personal_content(conn: Connection, customer_id: uuid.UUID) -> None:
+    await _ERASE.execute(conn, customer_id=customer_id)

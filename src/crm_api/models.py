@@ -1,0 +1,18 @@
+"""Every domain's tables on one MetaData: what Alembic compares the migrations against."""
+
+from crm_api.api_keys.models import api_keys
+from crm_api.core.db import metadata
+from crm_api.core.idempotency import idempotency_keys
+from crm_api.customers.models import customers
+from crm_api.events.models import events
+from crm_api.interactions.models import interaction_items, interactions
+
+__all__ = [
+    "api_keys",
+    "customers",
+    "events",
+    "idempotency_keys",
+    "interaction_items",
+    "interactions",
+    "metadata",
+]
