@@ -120,10 +120,14 @@ async def admin_key(database_url: str) -> str:
 
 
 @pytest.fixture
-async def api(client: httpx.AsyncClient, admin_key: str) -> httpx.AsyncClient:
-    """The client, authenticated with an admin key (every scope)."""
-    client.headers["Authorization"] = f"Bearer {admin_key}"
-    return client
+async def api(app: object, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client authenticated with an admin key (every scope); `client` sends no key."""
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://crm.test", headers=headers
+    ) as c:
+        yield c
 
 
 @pytest.fixture
@@ -143,3 +147,16 @@ def key_for(client: httpx.AsyncClient, admin_key: str):  # type: ignore[no-untyp
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def new_customer(api: httpx.AsyncClient):  # type: ignore[no-untyped-def]
+    """Create a customer over REST (unique email unless given); returns its JSON."""
+
+    async def create(**fields: object) -> dict:
+        fields.setdefault("email", f"{uuid.uuid4().hex[:12]}@example.com")
+        response = await api.post("/v1/customers", json=fields)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return create

@@ -142,16 +142,19 @@ def problem_response(
     )
 
 
-def _field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+    """Pydantic / FastAPI validation errors as field errors (``loc`` -> dotted path)."""
     out = []
     for error in errors:
         loc = [str(part) for part in error.get("loc", ())]
-        location = loc[0] if loc and loc[0] in {"body", "query", "path", "header"} else "body"
+        location = loc[0] if loc and loc[0] in _LOCATIONS else "body"
         path = loc[1:] if loc and loc[0] == location else loc
-        out.append(
-            FieldError(field=".".join(path) or location, message=error["msg"], location=location)
-        )
+        message = error["msg"].removeprefix("Value error, ")
+        out.append(FieldError(field=".".join(path) or location, message=message, location=location))
     return out
+
+
+_LOCATIONS = frozenset({"body", "query", "path", "header"})
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
@@ -168,7 +171,7 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
 
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = _field_errors(exc.errors())
+    errors = field_errors(exc.errors())
     return problem_response(
         request,
         status=422,

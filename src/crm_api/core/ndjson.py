@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from fastapi import Request
 from pydantic import BaseModel, Field, ValidationError
 
-from crm_api.core.errors import UnsupportedMediaType
+from crm_api.core.errors import UnsupportedMediaType, field_errors
 
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 MAX_REPORTED_ERRORS = 1000
@@ -39,8 +39,8 @@ class ImportReport(BaseModel):
         self.fail(
             line,
             *(
-                (".".join(str(p) for p in d["loc"]) or None, d["msg"])
-                for d in error.errors(include_url=False)
+                (None if e.field == "body" else e.field, e.message)
+                for e in field_errors(error.errors(include_url=False))
             ),
         )
 

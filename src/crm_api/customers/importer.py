@@ -35,9 +35,9 @@ _MATCH = Compiled.of(
     .where(
         t.c.deleted_at.is_(None),
         sa.or_(
-            t.c.external_id == sa.func.any(sa.bindparam("external_ids", type_=sa.ARRAY(sa.Text))),
+            t.c.external_id == sa.any_(sa.bindparam("external_ids", type_=sa.ARRAY(sa.Text))),
             sa.func.lower(t.c.email)
-            == sa.func.any(sa.bindparam("emails", type_=sa.ARRAY(sa.Text))),
+            == sa.any_(sa.bindparam("emails", type_=sa.ARRAY(sa.Text))),
         ),
     )
     .with_for_update()

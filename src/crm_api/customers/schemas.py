@@ -12,6 +12,7 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -113,7 +114,9 @@ class CustomerCreate(Strict):
     first_name: ShortText | None = None
     last_name: ShortText | None = None
     company_name: ShortText | None = Field(
-        default=None, description="Required for industrial, institutional and government customers."
+        default=None,
+        validate_default=True,
+        description="Required for industrial, institutional and government customers.",
     )
     email: Email | None = None
     phone: Phone | None = None
@@ -136,15 +139,13 @@ class CustomerCreate(Strict):
     _unique_lists = field_validator("interests", "values", "tags")(_unique)
     _birth_date = field_validator("birth_date")(_check_birth_date)
 
-    @model_validator(mode="after")
-    def _organisations_have_names(self) -> Self:
-        check_company_name(self.kind, self.company_name)
-        return self
-
-
-def check_company_name(kind: CustomerKind | str, company_name: str | None) -> None:
-    if kind != CustomerKind.CONSUMER and not company_name:
-        raise ValueError(f"company_name is required for {kind} customers")
+    @field_validator("company_name")
+    @classmethod
+    def _organisations_have_names(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind is not None and kind != CustomerKind.CONSUMER and not value:
+            raise ValueError(f"is required for {kind} customers")
+        return value
 
 
 class AddressPatch(Address):

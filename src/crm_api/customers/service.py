@@ -16,7 +16,14 @@ from pydantic import ValidationError
 from crm_api.core import db
 from crm_api.core.auth import Principal
 from crm_api.core.db import Compiled, Connection
-from crm_api.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
+from crm_api.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+    field_errors,
+)
 from crm_api.core.http import check_version
 from crm_api.core.ids import new_id
 from crm_api.core.merge_patch import merge_patch
@@ -202,10 +209,7 @@ def _validated(data: dict[str, Any]) -> CustomerCreate:
     except ValidationError as exc:
         raise ValidationFailed(
             "The change would leave the customer invalid.",
-            errors=[
-                FieldError(field=".".join(str(p) for p in e["loc"]) or "body", message=e["msg"])
-                for e in exc.errors(include_url=False)
-            ],
+            errors=field_errors(exc.errors(include_url=False)),
         ) from None
 
 
@@ -346,6 +350,6 @@ async def live_ids(conn: Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
 
 _LIVE_IDS = Compiled.of(
     sa.select(t.c.id).where(
-        t.c.id == sa.func.any(sa.bindparam("ids", type_=sa.ARRAY(sa.Uuid))), _live
+        t.c.id == sa.any_(sa.bindparam("ids", type_=sa.ARRAY(sa.Uuid))), _live
     )
 )

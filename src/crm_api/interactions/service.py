@@ -66,8 +66,8 @@ _GET = Compiled.of(sa.select(t).where(t.c.id == sa.bindparam("id")))
 _ITEMS = Compiled.of(
     sa.select(items_t)
     .where(
-        items_t.c.customer_id == sa.func.any(sa.bindparam("customer_ids", type_=sa.ARRAY(sa.Uuid))),
-        items_t.c.interaction_id == sa.func.any(sa.bindparam("ids", type_=sa.ARRAY(sa.Uuid))),
+        items_t.c.customer_id == sa.any_(sa.bindparam("customer_ids", type_=sa.ARRAY(sa.Uuid))),
+        items_t.c.interaction_id == sa.any_(sa.bindparam("ids", type_=sa.ARRAY(sa.Uuid))),
     )
     .order_by(items_t.c.interaction_id, items_t.c.line)
 )

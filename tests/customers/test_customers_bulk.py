@@ -1,0 +1,116 @@
+"""NDJSON import (upsert by external id or email) and export of customers."""
+
+import json
+
+from support import assert_problem, events_of
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+def ndjson(*lines: object) -> str:
+    return "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+
+
+async def _import(api, body: str):
+    response = await api.post("/v1/customers/import", content=body, headers=NDJSON)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_good_lines_land_and_bad_lines_are_reported_by_number(api):
+    report = await _import(
+        api,
+        ndjson(
+            {"external_id": "a", "first_name": "Ann"},
+            "{not json",
+            {"email": "bea@example.com"},
+            "",
+            {"external_id": "c", "address": {"country": "ZZ"}, "phone": "x"},
+            {"first_name": "nobody to match on"},
+            [1, 2],
+        ),
+    )
+
+    assert (report["created"], report["updated"], report["unchanged"], report["failed"]) == (
+        2,
+        0,
+        0,
+        4,
+    )
+    by_line: dict[int, list] = {}
+    for error in report["errors"]:
+        by_line.setdefault(error["line"], []).append(error["field"])
+    assert sorted(by_line) == [2, 5, 6, 7]
+    assert set(by_line[5]) == {"address.country", "phone"}
+    assert by_line[6] == [None]
+    listed = (await api.get("/v1/customers")).json()["data"]
+    assert {c["external_id"] for c in listed} == {"a", None}
+    assert len(await events_of(api, type="customer.created")) == 2
+
+
+async def test_lines_upsert_by_external_id_then_email_and_unchanged_lines_write_nothing(
+    api, new_customer
+):
+    by_email = await new_customer(email="old@example.com", first_name="Old")
+    lines = ndjson(
+        {"external_id": "x1", "first_name": "Xi"},
+        {"email": "OLD@example.com", "first_name": "Renamed"},
+    )
+    first = await _import(api, lines)
+    second = await _import(api, lines)
+    third = await _import(api, ndjson({"external_id": "x1", "first_name": "Xia"}))
+
+    assert (first["created"], first["updated"], first["unchanged"]) == (1, 1, 0)
+    assert (second["created"], second["updated"], second["unchanged"]) == (0, 0, 2)
+    assert (third["created"], third["updated"]) == (0, 1)
+    renamed = (await api.get(f"/v1/customers/{by_email['id']}")).json()
+    assert renamed["first_name"] == "Renamed" and renamed["version"] == 2
+    assert len(await events_of(api, type="customer.updated")) == 2
+
+
+async def test_a_line_that_collides_fails_alone(api, new_customer):
+    await new_customer(email="taken@example.com", external_id="owner")
+    report = await _import(
+        api,
+        ndjson(
+            {"external_id": "n1"},
+            {"external_id": "n2", "email": "taken@example.com"},
+            {"external_id": "n3"},
+        ),
+    )
+    assert (report["created"], report["failed"]) == (2, 1)
+    assert report["errors"] == [
+        {"line": 2, "field": "email", "message": "belongs to a customer with another external_id"}
+    ]
+
+
+async def test_repeated_keys_in_one_file_apply_in_order(api):
+    report = await _import(
+        api,
+        ndjson(
+            {"external_id": "r", "first_name": "One"}, {"external_id": "r", "first_name": "Two"}
+        ),
+    )
+    assert (report["created"], report["updated"]) == (1, 1)
+    listed = (await api.get("/v1/customers", params={"external_id": "r"})).json()["data"]
+    assert [c["first_name"] for c in listed] == ["Two"]
+
+
+async def test_import_needs_ndjson(api):
+    response = await api.post("/v1/customers/import", json={"external_id": "a"})
+    assert_problem(response, 415, "unsupported-media-type")
+
+
+async def test_export_streams_every_live_customer_redacted_for_the_key(api, key_for, new_customer):
+    ids = {(await new_customer(first_name=f"N{i}", tags=["t"]))["id"] for i in range(5)}
+    gone = await new_customer()
+    await api.delete(f"/v1/customers/{gone['id']}")
+    headers = await key_for("customers:read")
+
+    response = await api.get("/v1/customers/export", params={"tag": "t"}, headers=headers)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    rows = [json.loads(line) for line in response.text.splitlines()]
+    assert {r["id"] for r in rows} == ids
+    assert all(r["first_name"] is None and r["redacted_fields"] for r in rows)

@@ -1,0 +1,28 @@
+"""Assertions and helpers shared by the test modules."""
+
+import httpx
+
+
+async def events_of(api: httpx.AsyncClient, **params: object) -> list[dict]:
+    """Every event in the feed matching ``params``, following cursors to the end."""
+    found, cursor = [], None
+    while True:
+        query = {**params, "limit": 200, **({"cursor": cursor} if cursor else {})}
+        response = await api.get("/v1/events", params=query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        found += page["data"]
+        cursor = page["next_cursor"]
+        if not page["has_more"]:
+            return found
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict:
+    """The response is an RFC 9457 problem of this status and type; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status
+    assert body["type"] == f"/problems/{slug}"
+    assert body["title"] and body["detail"]
+    return body
