@@ -3,6 +3,8 @@
 import asyncio
 import json
 import os
+import signal
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -11,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from crm_api import migrate as migrations
 from crm_api.api_keys import service as api_keys
@@ -27,6 +30,14 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 T = TypeVar("T")
 _keep_alive: list[Any] = []  # the embedded server runs while the CLI process holds it
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        typer.echo(f"Refusing to start: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _database_url(settings: Settings) -> str:
@@ -83,12 +94,15 @@ def serve(
     migrate: Annotated[bool, typer.Option(help="Apply pending migrations first.")] = True,
 ) -> None:
     """Serve the API (REST, GraphQL, docs)."""
-    settings = get_settings()
+    settings = _settings()
     url = _database_url(settings)
     if migrate:
         migrations.upgrade(url)
     if settings.bootstrap_admin_key:
         _bootstrap_admin_key(url)
+    # uvicorn re-raises the signal that stopped it once it has shut down; exiting through
+    # Python instead of the default action lets the embedded database stop cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "crm_api.app:create_app",
         factory=True,
@@ -107,7 +121,7 @@ def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    migrations.upgrade(_database_url(get_settings()), revision)
+    migrations.upgrade(_database_url(_settings()), revision)
 
 
 @keys_app.command("create")
@@ -121,7 +135,7 @@ def keys_create(
         {"name": name, "scopes": scope, "expires_at": expires_at and expires_at.isoformat()}
     )
     created = _with_connection(
-        _database_url(get_settings()), lambda conn: api_keys.create_key(conn, None, data)
+        _database_url(_settings()), lambda conn: api_keys.create_key(conn, None, data)
     )
     typer.echo(created.key)
 
@@ -130,7 +144,7 @@ def keys_create(
 def keys_list() -> None:
     """List usable keys (never their secrets)."""
     keys, _ = _with_connection(
-        _database_url(get_settings()),
+        _database_url(_settings()),
         lambda conn: api_keys.list_keys(conn, include_revoked=False, cursor=None, limit=200),
     )
     for key in keys:
@@ -141,7 +155,7 @@ def keys_list() -> None:
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id.")]) -> None:
     """Revoke a key."""
     _with_connection(
-        _database_url(get_settings()), lambda conn: api_keys.revoke_key(conn, uuid.UUID(key_id))
+        _database_url(_settings()), lambda conn: api_keys.revoke_key(conn, uuid.UUID(key_id))
     )
     typer.echo(f"revoked {key_id}")
 
