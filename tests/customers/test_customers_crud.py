@@ -261,3 +261,13 @@ async def test_put_replaces_every_field(api):
     replaced = (await api.put(url, json={"first_name": "Kim"})).json()
     assert replaced["phone"] is None
     assert replaced["tags"] == []
+
+
+async def test_text_the_database_cannot_store_is_refused_not_a_server_error(api):
+    lone_surrogate = b'{"first_name": "a\\ud800b"}'
+    response = await api.post(
+        "/v1/customers", content=lone_surrogate, headers={"Content-Type": "application/json"}
+    )
+    assert_problem(response, 422, "validation-error")
+    huge = await api.post("/v1/customers", json={"attributes": {"n": 2**70}})
+    assert_problem(huge, 422, "validation-error")

@@ -1,5 +1,8 @@
 """The events feed: complete, in commit-safe order, resumable from a cursor."""
 
+import base64
+import json
+
 from crm_api.core.db import Database
 from crm_api.events import service as events
 from support import assert_problem
@@ -71,3 +74,10 @@ async def test_an_event_committed_late_is_not_skipped_by_a_cursor(api, database_
 async def test_events_need_their_scope(api, key_for):
     headers = await key_for("customers:read")
     assert_problem(await api.get("/v1/events", headers=headers), 403, "forbidden")
+
+
+async def test_a_tampered_cursor_is_a_validation_error(api):
+    for key in ([2**70, 1], ["x", 1], [1]):
+        forged = base64.urlsafe_b64encode(json.dumps({"o": "feed", "k": key}).encode()).decode()
+        response = await api.get("/v1/events", params={"cursor": forged})
+        assert assert_problem(response, 422, "validation-error")["errors"][0]["field"] == "cursor"

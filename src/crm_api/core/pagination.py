@@ -46,11 +46,23 @@ class Page(BaseModel, Generic[T]):
     has_more: bool
 
 
+def _aware(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return parsed
+
+
+def _bigint(value: int) -> int:
+    if not isinstance(value, int) or not -(2**63) <= value < 2**63:
+        raise ValueError("not a 64-bit integer")
+    return value
+
+
 _DECODERS: dict[type, Callable[[Any], Any]] = {
-    datetime: datetime.fromisoformat,
+    datetime: _aware,
     uuid.UUID: uuid.UUID,
-    int: int,
-    str: str,
+    int: _bigint,
 }
 
 

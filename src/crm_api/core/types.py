@@ -7,16 +7,26 @@ import pycountry
 from fastapi import Query
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
-# PostgreSQL text cannot hold NUL; refuse it up front instead of failing in the driver.
+# PostgreSQL text holds neither NUL nor lone surrogates (which JSON's \uD800 escapes can
+# smuggle in); refuse them up front instead of failing in the driver.
 _NO_NUL = r"^[^\x00]*$"
+
+
+def storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
 
 
 def _text(max_length: int, min_length: int = 0) -> Any:
     return Annotated[
         str,
-        StringConstraints(
-            strip_whitespace=True, min_length=min_length, max_length=max_length, pattern=_NO_NUL
-        ),
+        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        AfterValidator(storable),
     ]
 
 
@@ -81,8 +91,12 @@ def _check_json(value: Any, depth: int = 0) -> Any:
     if depth > 16:
         raise ValueError("is nested too deeply (16 levels at most)")
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
+        storable(value)
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError("must not contain integers beyond 64 bits")
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError("must not contain NaN or infinite numbers")
@@ -109,3 +123,8 @@ def query_text(max_length: int, description: str | None = None, **extra: Any) ->
 
 
 QueryLabel = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NO_NUL)]
+Identifier = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^/]+$"),
+    AfterValidator(storable),
+]

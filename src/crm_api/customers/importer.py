@@ -36,8 +36,7 @@ _MATCH = Compiled.of(
         t.c.deleted_at.is_(None),
         sa.or_(
             t.c.external_id == sa.any_(sa.bindparam("external_ids", type_=sa.ARRAY(sa.Text))),
-            sa.func.lower(t.c.email)
-            == sa.any_(sa.bindparam("emails", type_=sa.ARRAY(sa.Text))),
+            sa.func.lower(t.c.email) == sa.any_(sa.bindparam("emails", type_=sa.ARRAY(sa.Text))),
         ),
     )
     .with_for_update()

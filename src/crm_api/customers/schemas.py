@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -18,7 +19,16 @@ from pydantic import (
 )
 
 from crm_api.core.channels import Channel
-from crm_api.core.types import CountryCode, CurrencyCode, JsonObject, Label, MinorUnits, ShortText
+from crm_api.core.types import (
+    CountryCode,
+    CurrencyCode,
+    Identifier,
+    JsonObject,
+    Label,
+    MinorUnits,
+    ShortText,
+    storable,
+)
 
 
 class CustomerKind(StrEnum):
@@ -41,10 +51,11 @@ Phone = Annotated[
     StringConstraints(strip_whitespace=True, pattern=r"^\+[1-9][0-9]{6,14}$"),
     Field(description="E.164 phone number.", examples=["+4930123456"]),
 ]
-Email = Annotated[EmailStr, Field(max_length=320, examples=["ada@example.com"])]
+Email = Annotated[
+    EmailStr, AfterValidator(storable), Field(max_length=320, examples=["ada@example.com"])
+]
 ExternalId = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^\x00/]+$"),
+    Identifier,
     Field(
         description="The partner's own identifier for this customer; unique among live customers."
     ),

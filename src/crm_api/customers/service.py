@@ -349,7 +349,5 @@ async def live_ids(conn: Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
 
 
 _LIVE_IDS = Compiled.of(
-    sa.select(t.c.id).where(
-        t.c.id == sa.any_(sa.bindparam("ids", type_=sa.ARRAY(sa.Uuid))), _live
-    )
+    sa.select(t.c.id).where(t.c.id == sa.any_(sa.bindparam("ids", type_=sa.ARRAY(sa.Uuid))), _live)
 )

@@ -5,11 +5,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from crm_api.core.channels import Channel
 from crm_api.core.types import (
     CurrencyCode,
+    Identifier,
     JsonObject,
     Label,
     LongText,
@@ -54,8 +55,7 @@ class LineItem(BaseModel):
 
 
 ExternalId = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^\x00]+$"),
+    Identifier,
     Field(
         description="The source system's id (an order number, a ticket id); unique per customer."
     ),
