@@ -33,8 +33,9 @@ async def events_list(
 ) -> Page[Event]:
     """Committed events in commit-safe order, oldest first: poll with `next_cursor` to follow.
 
-    An event appears once every transaction that started before it has finished, so a
-    cursor never skips an event that commits later. On the last page `next_cursor` still
+    An event appears once every write transaction that started before it has finished
+    (anywhere on the database server), so a cursor never skips an event that commits
+    later; a long write elsewhere delays the feed, it never reorders it. On the last page `next_cursor` still
     points past the newest event: keep it and poll again. Customer payloads are redacted
     without `pii:read`.
     """
