@@ -13,7 +13,7 @@ from crm_api.config import Settings, get_settings
 from crm_api.core import docs, errors, logs, openapi
 from crm_api.core.auth import Authenticator
 from crm_api.core.db import Database
-from crm_api.core.middleware import RequestContext
+from crm_api.core.middleware import BodyLimit, RequestContext
 from crm_api.core.ops import router as ops_router
 from crm_api.core.uow import IdempotentReplay, replay_stored
 from crm_api.customers.router import router as customers_router
@@ -68,7 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         generate_unique_id_function=openapi.operation_id,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     errors.install(app)
@@ -93,5 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["ETag", "Location", "X-Request-ID", "Idempotent-Replayed"],
         )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, access_log=settings.access_log)
     return app

@@ -181,7 +181,7 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
     )
 
 
-_HTTP_SLUGS = {
+HTTP_SLUGS = {
     400: "bad-request",
     404: "not-found",
     405: "method-not-allowed",
@@ -199,7 +199,7 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     return problem_response(
         request,
         status=exc.status_code,
-        slug=_HTTP_SLUGS.get(exc.status_code, f"http-{exc.status_code}"),
+        slug=HTTP_SLUGS.get(exc.status_code, f"http-{exc.status_code}"),
         detail=detail,
         headers=exc.headers,
     )

@@ -9,8 +9,10 @@ import re
 import time
 import uuid
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm_api.core.errors import HTTP_SLUGS, problem_response
 from crm_api.core.logs import request_id
 
 _SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -57,3 +59,37 @@ class RequestContext:
                     },
                 )
             request_id.reset(token)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with a 413 problem, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = problem_response(None, status=413, slug=HTTP_SLUGS[413], detail=self._detail)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # An HTTPException is the one error FastAPI lets out of its body parsing.
+                raise HTTPException(413, self._detail)
+            return message
+
+        await self.app(scope, counted, send)
+
+    @property
+    def _detail(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes."

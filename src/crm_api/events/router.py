@@ -35,9 +35,9 @@ async def events_list(
 
     An event appears once every write transaction that started before it has finished
     (anywhere on the database server), so a cursor never skips an event that commits
-    later; a long write elsewhere delays the feed, it never reorders it. On the last page `next_cursor` still
-    points past the newest event: keep it and poll again. Customer payloads are redacted
-    without `pii:read`.
+    later; a long write elsewhere delays the feed, it never reorders it. On the last page
+    `next_cursor` still points past the newest event: keep it and poll again. Customer
+    payloads are redacted without `pii:read`.
     """
     data, next_cursor, has_more = await service.list_events(
         conn,
