@@ -117,18 +117,16 @@ def _check_birth_date(value: date | None) -> date | None:
     return value
 
 
-class CustomerCreate(Strict):
-    """A customer as a client writes it. On PUT and import, fields left out are reset."""
+def _unique_or_none(values: list[str] | None) -> list[str] | None:
+    return None if values is None else _unique(values)
+
+
+class _CustomerScalars(Strict):
+    """The optional single-valued fields, alike in a full customer and in a patch."""
 
     external_id: ExternalId | None = None
-    kind: CustomerKind = CustomerKind.CONSUMER
     first_name: ShortText | None = None
     last_name: ShortText | None = None
-    company_name: ShortText | None = Field(
-        default=None,
-        validate_default=True,
-        description="Required for industrial, institutional and government customers.",
-    )
     email: Email | None = None
     phone: Phone | None = None
     industry: Label | None = None
@@ -137,18 +135,30 @@ class CustomerCreate(Strict):
     income_band: Label | None = None
     education: Label | None = None
     occupation: Label | None = None
+    lifestyle: Label | None = None
+    preferred_channel: Channel | None = None
+    acquisition: Acquisition | None = None
+
+    _birth_date = field_validator("birth_date")(_check_birth_date)
+
+
+class CustomerCreate(_CustomerScalars):
+    """A customer as a client writes it. On PUT and import, fields left out are reset."""
+
+    kind: CustomerKind = CustomerKind.CONSUMER
+    company_name: ShortText | None = Field(
+        default=None,
+        validate_default=True,
+        description="Required for industrial, institutional and government customers.",
+    )
     address: Address | None = None
     interests: Labels = Field(default_factory=list)
     values: Labels = Field(default_factory=list)
-    lifestyle: Label | None = None
-    preferred_channel: Channel | None = None
     consents: dict[Channel, Consent] = Field(default_factory=dict)
     tags: Labels = Field(default_factory=list)
     attributes: JsonObject = Field(default_factory=dict)
-    acquisition: Acquisition | None = None
 
     _unique_lists = field_validator("interests", "values", "tags")(_unique)
-    _birth_date = field_validator("birth_date")(_check_birth_date)
 
     @field_validator("company_name")
     @classmethod
@@ -159,44 +169,23 @@ class CustomerCreate(Strict):
         return value
 
 
-class AddressPatch(Address):
-    """Fields sent replace the stored ones; fields left out are kept."""
-
-
-class CustomerUpdate(Strict):
+class CustomerUpdate(_CustomerScalars):
     """A JSON merge patch (RFC 7396): fields sent replace, `null` clears, omitted are kept.
 
     `address` and `attributes` merge key by key; `consents` merge per channel
     (a channel set to `null` is removed).
     """
 
-    external_id: ExternalId | None = None
     kind: CustomerKind | None = None
-    first_name: ShortText | None = None
-    last_name: ShortText | None = None
     company_name: ShortText | None = None
-    email: Email | None = None
-    phone: Phone | None = None
-    industry: Label | None = None
-    birth_date: date | None = None
-    gender: Gender | None = None
-    income_band: Label | None = None
-    education: Label | None = None
-    occupation: Label | None = None
-    address: AddressPatch | None = None
+    address: Address | None = None
     interests: Labels | None = None
     values: Labels | None = None
-    lifestyle: Label | None = None
-    preferred_channel: Channel | None = None
     consents: dict[Channel, Consent | None] | None = None
     tags: Labels | None = None
     attributes: JsonObject | None = None
-    acquisition: Acquisition | None = None
 
-    _unique_lists = field_validator("interests", "values", "tags")(
-        lambda v: None if v is None else _unique(v)
-    )
-    _birth_date = field_validator("birth_date")(_check_birth_date)
+    _unique_lists = field_validator("interests", "values", "tags")(_unique_or_none)
 
     @model_validator(mode="after")
     def _kind_not_null(self) -> Self:
