@@ -6,19 +6,19 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from crm_api.core.channels import Channel
+from crm_api.core.email import Email
 from crm_api.core.types import (
     CountryCode,
     CurrencyCode,
@@ -27,7 +27,6 @@ from crm_api.core.types import (
     Label,
     MinorUnits,
     ShortText,
-    storable,
 )
 
 
@@ -50,9 +49,6 @@ Phone = Annotated[
     str,
     StringConstraints(strip_whitespace=True, pattern=r"^\+[1-9][0-9]{6,14}$"),
     Field(description="E.164 phone number.", examples=["+4930123456"]),
-]
-Email = Annotated[
-    EmailStr, AfterValidator(storable), Field(max_length=320, examples=["ada@example.com"])
 ]
 ExternalId = Annotated[
     Identifier,
@@ -176,7 +172,7 @@ class CustomerUpdate(_CustomerScalars):
     (a channel set to `null` is removed).
     """
 
-    kind: CustomerKind | None = None
+    kind: CustomerKind | SkipJsonSchema[None] = None  # may be left out, never null
     company_name: ShortText | None = None
     address: Address | None = None
     interests: Labels | None = None
