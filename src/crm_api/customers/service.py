@@ -278,6 +278,11 @@ _SORTS: dict[str, Keyset] = {
 }
 
 
+def cursor_of(customer: Customer, sort: CustomerSort) -> str:
+    """The cursor continuing a ``sort``-ordered list right after ``customer`` (as REST's)."""
+    return _SORTS[sort].encode((getattr(customer, sort.lstrip("-")), customer.id))
+
+
 def _like_prefix(text: str) -> str:
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"

@@ -1,19 +1,43 @@
-"""The GraphQL schema, assembled from the domains' graphql modules."""
+"""The GraphQL schema, assembled from the domains' graphql modules, and its router."""
+
+from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.schema.config import StrawberryConfig
 
-from crm_api.customers.graphql import CustomerQueries
+from crm_api.customers.graphql import CustomerMutations, CustomerQueries
 from crm_api.graphql.context import get_context
+from crm_api.graphql.errors import ProblemExtensions, log_unexpected
+from crm_api.graphql.scalars import SCALARS
+from crm_api.interactions.graphql import InteractionMutations, InteractionQueries
 
 
 @strawberry.type
-class Query(CustomerQueries):
+class Query(CustomerQueries, InteractionQueries):
     pass
 
 
-schema = strawberry.Schema(query=Query)
+@strawberry.type
+class Mutation(CustomerMutations, InteractionMutations):
+    pass
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # Strawberry logs every error; a client's bad request is not an error of ours.
+        log_unexpected(errors)
+
+
+schema = Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[ProblemExtensions],
+    config=StrawberryConfig(scalar_map=SCALARS),
+)
 
 
 def graphql_router() -> GraphQLRouter:
+    # GraphiQL loads from a CDN, which these machines cannot reach; off until served locally.
     return GraphQLRouter(schema, context_getter=get_context, graphql_ide=None)
