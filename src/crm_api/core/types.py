@@ -4,14 +4,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import pycountry
-from fastapi import Query
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+
 
 # PostgreSQL text holds neither NUL nor lone surrogates (which JSON's \uD800 escapes can
 # smuggle in); refuse them up front instead of failing in the driver.
-_NO_NUL = r"^[^\x00]*$"
-
-
 def storable(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
@@ -22,7 +19,8 @@ def storable(value: str) -> str:
     return value
 
 
-def _text(max_length: int, min_length: int = 0) -> Any:
+def bounded_text(max_length: int, min_length: int = 0) -> Any:
+    """Text PostgreSQL can store: stripped, length-bounded, no NUL, no lone surrogates."""
     return Annotated[
         str,
         StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
@@ -30,9 +28,9 @@ def _text(max_length: int, min_length: int = 0) -> Any:
     ]
 
 
-ShortText = _text(200, min_length=1)
-Label = _text(64, min_length=1)
-LongText = _text(20_000)
+ShortText = bounded_text(200, min_length=1)
+Label = bounded_text(64, min_length=1)  # tags, codes, short names
+LongText = bounded_text(20_000)
 
 
 def _check_country(code: str) -> str:
@@ -87,6 +85,15 @@ def _not_future(value: datetime) -> datetime:
 PastDatetime = Annotated[AwareDatetime, AfterValidator(_not_future)]
 
 
+def _future(value: datetime) -> datetime:
+    if value <= datetime.now(UTC):
+        raise ValueError("must be in the future")
+    return value
+
+
+FutureDatetime = Annotated[AwareDatetime, AfterValidator(_future)]
+
+
 def _check_json(value: Any, depth: int = 0) -> Any:
     if depth > 16:
         raise ValueError("is nested too deeply (16 levels at most)")
@@ -117,12 +124,6 @@ JsonObject = Annotated[
 ]
 
 
-def query_text(max_length: int, description: str | None = None, **extra: Any) -> Any:
-    """A free-text query parameter that PostgreSQL can compare (no NUL, bounded)."""
-    return Query(max_length=max_length, pattern=_NO_NUL, description=description, **extra)
-
-
-QueryLabel = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NO_NUL)]
 Identifier = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^/]+$"),

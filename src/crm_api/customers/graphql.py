@@ -3,17 +3,15 @@
 import uuid
 from datetime import date, datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 from strawberry import relay
 from strawberry.scalars import JSON
 
 from crm_api.core.channels import Channel
 from crm_api.core.errors import ValidationFailed
 from crm_api.core.scopes import Scope
-from crm_api.core.types import storable
 from crm_api.customers import schemas, service
 from crm_api.graphql.context import Info
 from crm_api.graphql.convert import from_model, graphql_path, parse_id, plain, validated
@@ -228,28 +226,6 @@ class CustomerFilter:
     )
 
 
-def _query_text(max_length: int, min_length: int = 0) -> Any:
-    # Text PostgreSQL can compare: bounded, no NUL, no lone surrogates.
-    return Annotated[
-        str,
-        StringConstraints(min_length=min_length, max_length=max_length),
-        AfterValidator(storable),
-    ]
-
-
-class _BoundedFilters(schemas.CustomerFilters):
-    """The filters with the bounds REST puts on its query parameters."""
-
-    email: _query_text(320) | None = None
-    external_id: _query_text(128) | None = None
-    tags: list[_query_text(64, 1)] = Field(default_factory=list)
-    lifecycle_stage: _query_text(64) | None = None
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")] | None = None
-    created_after: AwareDatetime | None = None
-    created_before: AwareDatetime | None = None
-    q: _query_text(100, 1) | None = None
-
-
 @strawberry.type
 class CustomerQueries:
     @strawberry.field(extensions=needs(Scope.CUSTOMERS_READ), description="null if unknown.")
@@ -271,7 +247,7 @@ class CustomerQueries:
         sort: CustomerSort = CustomerSort.CREATED_AT_DESC,
     ) -> relay.Connection[Customer]:
         limit = page_size(first)
-        filters = validated(_BoundedFilters, plain(filter) if filter else {})
+        filters = validated(schemas.CustomerFilters, plain(filter) if filter else {})
         with after_argument():
             async with info.context.db.connection() as conn:
                 page, next_cursor = await service.list_customers(

@@ -3,9 +3,8 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from crm_api.core.auth import requires
@@ -14,14 +13,12 @@ from crm_api.core.http import IfMatch, IfNoneMatch, etag, expected_versions, not
 from crm_api.core.ndjson import IMPORT_REQUEST_BODY, NDJSON_MEDIA_TYPE, ImportReport, read_ndjson
 from crm_api.core.pagination import Cursor, Limit, Page
 from crm_api.core.scopes import Scope
-from crm_api.core.types import QueryLabel, query_text
 from crm_api.core.uow import Conn, unit_of_work
 from crm_api.customers import erasure, importer, service
 from crm_api.customers.schemas import (
     Customer,
     CustomerCreate,
     CustomerFilters,
-    CustomerKind,
     CustomerSort,
     CustomerUpdate,
     ExternalId,
@@ -37,45 +34,7 @@ def _headers(customer: Customer) -> dict[str, str]:
     return {"ETag": etag(customer.version), "Location": f"/v1/customers/{customer.id}"}
 
 
-def _filters(
-    email: Annotated[
-        str | None, query_text(320, "Exact match, case-insensitive. Needs `pii:read`.")
-    ] = None,
-    external_id: Annotated[str | None, query_text(128)] = None,
-    kind: CustomerKind | None = None,
-    tag: Annotated[
-        list[QueryLabel], Query(description="Customers carrying every tag given (repeatable).")
-    ] = [],
-    lifecycle_stage: Annotated[str | None, query_text(64)] = None,
-    country: Annotated[
-        str | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2.")
-    ] = None,
-    created_after: Annotated[AwareDatetime | None, Query(description="Inclusive.")] = None,
-    created_before: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
-    q: Annotated[
-        str | None,
-        query_text(
-            100,
-            "Prefix search over email, first name, last name and company name; "
-            "without `pii:read`, over company name only.",
-            min_length=1,
-        ),
-    ] = None,
-) -> CustomerFilters:
-    return CustomerFilters(
-        email=email,
-        external_id=external_id,
-        kind=kind,
-        tags=tag,
-        lifecycle_stage=lifecycle_stage,
-        country=country,
-        created_after=created_after,
-        created_before=created_before,
-        q=q,
-    )
-
-
-Filters = Annotated[CustomerFilters, Depends(_filters)]
+Filters = Annotated[CustomerFilters, Query()]
 
 
 @router.post("", status_code=201, response_model=Customer, responses=responses(409))
@@ -143,7 +102,12 @@ async def customers_import(request: Request, uow: Writing) -> Response:
     return await uow.commit(report)
 
 
-@router.get("/{customer_id}", response_model=Customer, responses=responses(404))
+@router.get(
+    "/{customer_id}",
+    response_model=Customer,
+    responses={304: {"description": "Not Modified: `If-None-Match` holds the current ETag."}}
+    | responses(404),
+)
 async def customers_get(
     customer_id: CustomerId, principal: Reader, conn: Conn, if_none_match: IfNoneMatch = None
 ) -> Response:

@@ -27,6 +27,7 @@ from crm_api.core.types import (
     Label,
     MinorUnits,
     ShortText,
+    bounded_text,
 )
 
 
@@ -231,12 +232,31 @@ CustomerSort = Literal["created_at", "-created_at", "updated_at", "-updated_at"]
 
 
 class CustomerFilters(BaseModel):
-    email: str | None = None
-    external_id: str | None = None
+    """List filters, shared by REST (as query parameters) and GraphQL (as an input)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    email: bounded_text(320, 1) | None = Field(
+        default=None, description="Exact match, case-insensitive. Needs `pii:read`."
+    )
+    external_id: Identifier | None = None
     kind: CustomerKind | None = None
-    tags: list[str] = Field(default_factory=list)
-    lifecycle_stage: str | None = None
-    country: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    q: str | None = None
+    tags: list[bounded_text(64, 1)] = Field(
+        default_factory=list,
+        alias="tag",
+        max_length=20,
+        description="Customers carrying every tag given (repeatable).",
+    )
+    lifecycle_stage: bounded_text(64, 1) | None = None
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")] | None = Field(
+        default=None, description="ISO 3166-1 alpha-2."
+    )
+    created_after: AwareDatetime | None = Field(default=None, description="Inclusive.")
+    created_before: AwareDatetime | None = Field(default=None, description="Exclusive.")
+    q: bounded_text(100, 1) | None = Field(
+        default=None,
+        description=(
+            "Prefix search over email, first name, last name and company name; "
+            "without `pii:read`, over company name only."
+        ),
+    )

@@ -10,7 +10,7 @@ from crm_api.core.auth import requires
 from crm_api.core.errors import responses
 from crm_api.core.pagination import Cursor, Limit, Page
 from crm_api.core.scopes import Scope
-from crm_api.core.types import QueryLabel
+from crm_api.core.types import Label
 from crm_api.core.uow import Conn
 from crm_api.events import service
 from crm_api.events.schemas import Event
@@ -23,9 +23,7 @@ Reader = requires(Scope.EVENTS_READ)
 async def events_list(
     principal: Reader,
     conn: Conn,
-    type: Annotated[
-        list[QueryLabel], Query(description="Any of these event types (repeatable).")
-    ] = [],
+    type: Annotated[list[Label], Query(description="Any of these event types (repeatable).")] = [],
     customer_id: uuid.UUID | None = None,
     since: Annotated[AwareDatetime | None, Query(description="occurred_at >= since.")] = None,
     cursor: Cursor = None,
