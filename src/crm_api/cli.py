@@ -7,7 +7,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -22,6 +22,7 @@ from crm_api.app import create_app
 from crm_api.config import Settings, get_settings
 from crm_api.core import embedded_pg
 from crm_api.core.db import Database
+from crm_api.core.errors import NotFound
 from crm_api.core.scopes import Scope
 from crm_api.graphql.schema import schema
 
@@ -127,13 +128,24 @@ def migrate(
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="What the key is for.")],
-    scope: Annotated[list[str], typer.Option(help="A scope; repeat for several.")],
-    expires_at: Annotated[datetime | None, typer.Option(help="Expiry (ISO 8601, UTC).")] = None,
+    scope: Annotated[list[Scope], typer.Option(help="A scope; repeat for several.")],
+    expires_at: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Expiry (ISO 8601; UTC unless it carries an offset).",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it (shown only once)."""
-    data = ApiKeyCreate.model_validate(
-        {"name": name, "scopes": scope, "expires_at": expires_at and expires_at.isoformat()}
-    )
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    try:
+        data = ApiKeyCreate(name=name, scopes=scope, expires_at=expires_at)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))} {e['msg']}" for e in exc.errors())
+        typer.echo(f"Refusing to create the key: {problems}", err=True)
+        raise typer.Exit(2) from None
     created = _with_connection(
         _database_url(_settings()), lambda conn: api_keys.create_key(conn, None, data)
     )
@@ -152,11 +164,13 @@ def keys_list() -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id.")]) -> None:
+def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id.")]) -> None:
     """Revoke a key."""
-    _with_connection(
-        _database_url(_settings()), lambda conn: api_keys.revoke_key(conn, uuid.UUID(key_id))
-    )
+    try:
+        _with_connection(_database_url(_settings()), lambda c: api_keys.revoke_key(c, key_id))
+    except NotFound as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"revoked {key_id}")
 
 

@@ -3,10 +3,10 @@
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.core.scopes import Scope
-from crm_api.core.types import ShortText
+from crm_api.core.types import FutureDatetime, ShortText
 
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 
@@ -16,7 +16,7 @@ class ApiKeyCreate(BaseModel):
 
     name: ShortText
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
-    expires_at: AwareDatetime | None = Field(default=None, description="Never expires when null.")
+    expires_at: FutureDatetime | None = Field(default=None, description="Never expires when null.")
 
 
 class ApiKeyRotate(BaseModel):

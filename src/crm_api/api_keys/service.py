@@ -34,7 +34,16 @@ _AUTHENTICATE = Compiled.of(
         ),
     )
     .values(last_used_at=sa.func.now())
-    .returning(t.c.id, t.c.name, t.c.scopes)
+    .returning(
+        t.c.id,
+        t.c.name,
+        t.c.scopes,
+        # The secret stops working at the key's expiry, a previous one also at its grace end.
+        sa.case(
+            (t.c.secret_hash == _hash, t.c.expires_at),
+            else_=sa.func.least(t.c.expires_at, t.c.previous_valid_until),
+        ).label("valid_until"),
+    )
 )
 _ANY_USABLE_ADMIN = Compiled.of(
     sa.select(sa.exists().where(_usable, t.c.scopes.contains([Scope.ADMIN.value])))
@@ -50,7 +59,12 @@ async def authenticate(conn: Connection, digest: bytes) -> Principal | None:
     row = await _AUTHENTICATE.fetchrow(conn, hash=digest)
     if row is None:
         return None
-    return Principal(key_id=row["id"], name=row["name"], scopes=expand(set(row["scopes"])))
+    return Principal(
+        key_id=row["id"],
+        name=row["name"],
+        scopes=expand(set(row["scopes"])),
+        valid_until=row["valid_until"],
+    )
 
 
 def _present(row: db.Record) -> ApiKey:

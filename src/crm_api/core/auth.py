@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -25,6 +26,7 @@ class Principal:
     key_id: uuid.UUID
     name: str
     scopes: frozenset[str]
+    valid_until: datetime | None = None  # when the secret it was verified by stops working
 
     def can(self, scope: str) -> bool:
         return scope in self.scopes
@@ -62,7 +64,10 @@ class Authenticator:
             return None
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (principal, now + self._ttl)
+        ttl = self._ttl
+        if principal.valid_until is not None:  # never trust a key past its expiry
+            ttl = min(ttl, (principal.valid_until - datetime.now(UTC)).total_seconds())
+        self._cache[digest] = (principal, now + ttl)
         return principal
 
     def forget(self, key_id: uuid.UUID) -> None:

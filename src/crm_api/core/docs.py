@@ -24,7 +24,12 @@ def install(app: FastAPI) -> None:
             swagger_js_url=f"{PREFIX}/swagger-ui-bundle.js",
             swagger_css_url=f"{PREFIX}/swagger-ui.css",
             swagger_favicon_url=f"{PREFIX}/favicon.png",
-            swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
+            swagger_ui_parameters={
+                "persistAuthorization": True,
+                "displayRequestDuration": True,
+                # Its default badge loads from validator.swagger.io, sending it our spec's URL.
+                "validatorUrl": None,
+            },
         )
 
     @app.get("/redoc", include_in_schema=False)

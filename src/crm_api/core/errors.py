@@ -193,6 +193,16 @@ HTTP_SLUGS = {
 
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # FastAPI answers malformed JSON with a 422 but a body that is not UTF-8, or nested
+        # past the parser's limit, with a 400: to a client both are one mistake, one answer.
+        return problem_response(
+            request,
+            status=422,
+            slug=ValidationFailed.slug,
+            detail="The request body is not valid JSON.",
+            errors=[FieldError(field="body", message="is not valid UTF-8 encoded JSON")],
+        )
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No route matches {request.url.path}."

@@ -26,8 +26,10 @@ def install(app: FastAPI, *, description: str) -> None:
                 tags=app.openapi_tags,
             )
             for path in schema.get("paths", {}).values():
-                for operation in path.values():
+                for method, operation in path.items():
                     _problem_media_type(operation)
+                    if method == "post":
+                        _idempotency_conflict(operation)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -39,3 +41,21 @@ def _problem_media_type(operation: dict[str, Any]) -> None:
         content = response.get("content", {})
         if status[0] in "45" and "application/json" in content:
             content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+
+
+def _idempotency_conflict(operation: dict[str, Any]) -> None:
+    """A POST taking an ``Idempotency-Key`` answers 409 while a request with it is running."""
+    takes_key = any(
+        p.get("in") == "header" and p.get("name") == "Idempotency-Key"
+        for p in operation.get("parameters", [])
+    )
+    if takes_key:
+        operation["responses"].setdefault(
+            "409",
+            {
+                "description": "Conflict",
+                "content": {
+                    PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                },
+            },
+        )

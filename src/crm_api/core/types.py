@@ -7,9 +7,9 @@ import pycountry
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
 
-# PostgreSQL text holds neither NUL nor lone surrogates (which JSON's \uD800 escapes can
-# smuggle in); refuse them up front instead of failing in the driver.
 def storable(value: str) -> str:
+    """Refuse what PostgreSQL text cannot hold (NUL; lone surrogates, which JSON's \\uD800
+    escapes can smuggle in) up front, instead of failing in the driver."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     try:
