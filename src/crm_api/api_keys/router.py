@@ -4,7 +4,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from starlette.responses import Response
 
 from crm_api.api_keys import service
@@ -12,10 +12,11 @@ from crm_api.api_keys.schemas import ApiKey, ApiKeyCreate, ApiKeyRotate, ApiKeyW
 from crm_api.core.auth import Admin
 from crm_api.core.errors import responses
 from crm_api.core.pagination import Cursor, Limit, Page
+from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
-from crm_api.core.uow import Conn, unit_of_work
+from crm_api.core.uow import Db, unit_of_work
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=responses(401, 403, 422))
+router = domain_router(prefix="/v1/api-keys", tag="api-keys")
 Writing = unit_of_work(Scope.ADMIN)
 KeyId = Annotated[uuid.UUID, Path(description="The API key's id.")]
 
@@ -23,38 +24,42 @@ KeyId = Annotated[uuid.UUID, Path(description="The API key's id.")]
 @router.post("", status_code=201, response_model=ApiKeyWithSecret)
 async def api_keys_create(body: ApiKeyCreate, uow: Writing) -> Response:
     """Issue a key. The secret is in this response only."""
-    key = await service.create_key(uow.conn, uow.principal.key_id, body)
-    return await uow.commit(key, status_code=201, headers={"Location": f"/v1/api-keys/{key.id}"})
+    async with uow:
+        key = await service.create_key(uow.conn, uow.principal.key_id, body)
+        return await uow.commit(
+            key, status_code=201, headers={"Location": f"/v1/api-keys/{key.id}"}
+        )
 
 
 @router.get("", response_model=Page[ApiKey])
 async def api_keys_list(
     principal: Admin,
-    conn: Conn,
+    db: Db,
     include_revoked: Annotated[bool, Query()] = False,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[ApiKey]:
     """List keys, oldest first. Secrets are never shown again."""
     data, next_cursor = await service.list_keys(
-        conn, include_revoked=include_revoked, cursor=cursor, limit=limit
+        db, include_revoked=include_revoked, cursor=cursor, limit=limit
     )
     return Page[ApiKey](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
 @router.get("/{key_id}", response_model=ApiKey, responses=responses(404))
-async def api_keys_get(key_id: KeyId, principal: Admin, conn: Conn) -> ApiKey:
+async def api_keys_get(key_id: KeyId, principal: Admin, db: Db) -> ApiKey:
     """Get one key's metadata."""
-    return await service.get_key(conn, key_id)
+    return await service.get_key(db, key_id)
 
 
 @router.post("/{key_id}/revoke", response_model=ApiKey, responses=responses(404))
 async def api_keys_revoke(key_id: KeyId, request: Request, uow: Writing) -> Response:
     """Revoke a key for good. Revoking twice is harmless."""
-    key = await service.revoke_key(uow.conn, key_id)
-    response = await uow.commit(key)
-    request.app.state.authenticator.forget(key_id)
-    return response
+    async with uow:
+        key = await service.revoke_key(uow.conn, key_id)
+        response = await uow.commit(key)
+        request.app.state.authenticator.forget(key_id)
+        return response
 
 
 @router.post("/{key_id}/rotate", response_model=ApiKeyWithSecret, responses=responses(404))
@@ -66,7 +71,8 @@ async def api_keys_rotate(
     The previous secret keeps working for `grace_period_seconds` (default 0).
     """
     grace = timedelta(seconds=(body or ApiKeyRotate()).grace_period_seconds)
-    key = await service.rotate_key(uow.conn, key_id, grace)
-    response = await uow.commit(key)
-    request.app.state.authenticator.forget(key_id)
-    return response
+    async with uow:
+        key = await service.rotate_key(uow.conn, key_id, grace)
+        response = await uow.commit(key)
+        request.app.state.authenticator.forget(key_id)
+        return response

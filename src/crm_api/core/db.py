@@ -5,7 +5,7 @@ keeps the hot paths near raw-driver speed (see DESIGN.md), and statements that d
 change shape are compiled once at import time.
 """
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +30,9 @@ metadata = sa.MetaData(
 _DIALECT = pg_asyncpg.dialect()
 Record = asyncpg.Record
 Connection = asyncpg.Connection
+# Reads that need no transaction run on the pool itself: it acquires and releases per
+# statement, which costs less than holding a connection through the request.
+Queryable = asyncpg.Connection | asyncpg.Pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,31 +51,31 @@ class Compiled:
     def args(self, params: dict[str, Any]) -> list[Any]:
         return [params[n] if n in params else self.defaults[n] for n in self.names]
 
-    async def fetch(self, conn: Connection, **params: Any) -> list[Record]:
+    async def fetch(self, conn: Queryable, **params: Any) -> list[Record]:
         return await conn.fetch(self.sql, *self.args(params))
 
-    async def fetchrow(self, conn: Connection, **params: Any) -> Record | None:
+    async def fetchrow(self, conn: Queryable, **params: Any) -> Record | None:
         return await conn.fetchrow(self.sql, *self.args(params))
 
-    async def fetchval(self, conn: Connection, **params: Any) -> Any:
+    async def fetchval(self, conn: Queryable, **params: Any) -> Any:
         return await conn.fetchval(self.sql, *self.args(params))
 
-    async def execute(self, conn: Connection, **params: Any) -> str:
+    async def execute(self, conn: Queryable, **params: Any) -> str:
         return await conn.execute(self.sql, *self.args(params))
 
 
-async def fetch(conn: Connection, statement: sa.Executable) -> list[Record]:
+async def fetch(conn: Queryable, statement: sa.Executable) -> list[Record]:
     """Run a statement built per call (dynamic filters); its literals become parameters."""
     c = Compiled.of(statement)
     return await conn.fetch(c.sql, *c.args({}))
 
 
-async def fetchrow(conn: Connection, statement: sa.Executable) -> Record | None:
+async def fetchrow(conn: Queryable, statement: sa.Executable) -> Record | None:
     c = Compiled.of(statement)
     return await conn.fetchrow(c.sql, *c.args({}))
 
 
-async def fetchval(conn: Connection, statement: sa.Executable) -> Any:
+async def fetchval(conn: Queryable, statement: sa.Executable) -> Any:
     c = Compiled.of(statement)
     return await conn.fetchval(c.sql, *c.args({}))
 
@@ -86,6 +89,14 @@ async def _init_connection(conn: Connection) -> None:
         await conn.set_type_codec(
             name, encoder=_json_dumps, decoder=orjson.loads, schema="pg_catalog"
         )
+
+
+async def _keep_session(conn: Connection) -> None:
+    """Replaces asyncpg's reset query on release (a round trip per request).
+
+    asyncpg still rolls back an open transaction itself; nothing else needs resetting,
+    since requests set no session state (advisory locks are transaction-scoped).
+    """
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -122,6 +133,7 @@ class Database:
             command_timeout=None,
             statement_cache_size=1024,
             init=_init_connection,
+            reset=_keep_session,
             server_settings={
                 "application_name": "crm-api",
                 "statement_timeout": str(statement_timeout_ms),
@@ -142,7 +154,3 @@ class Database:
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
-
-
-def column_names(table: sa.Table, exclude: Sequence[str] = ()) -> list[str]:
-    return [c.name for c in table.columns if c.name not in exclude]

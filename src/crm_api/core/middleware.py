@@ -13,16 +13,15 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_api.core.errors import HTTP_SLUGS, problem_response
-from crm_api.core.logs import request_id
+from crm_api.core.logs import ACCESS_LOGGER, request_id, write_access
 
 _SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
-_access = logging.getLogger("crm_api.access")
 
 
 class RequestContext:
     def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
         self.app = app
-        self.access_log = access_log
+        self.access_log = access_log and logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,18 +45,8 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             if self.access_log:
-                _access.info(
-                    "%s %s %d",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
+                elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+                write_access(scope["method"], scope["path"], status, elapsed_ms)
             request_id.reset(token)
 
 

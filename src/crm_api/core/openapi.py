@@ -6,7 +6,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from crm_api.core.auth import API_KEY_HEADER, BEARER_SCHEME
 from crm_api.core.errors import PROBLEM_MEDIA_TYPE
+
+API_KEY_SCHEME = "apiKey"
 
 
 def operation_id(route: APIRoute) -> str:
@@ -25,9 +28,11 @@ def install(app: FastAPI, *, description: str) -> None:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
+            _api_key_header_scheme(schema)
             for path in schema.get("paths", {}).values():
                 for method, operation in path.items():
                     _problem_media_type(operation)
+                    _api_key_header_alternative(operation)
                     if method == "post":
                         _idempotency_conflict(operation)
             app.openapi_schema = schema
@@ -59,3 +64,20 @@ def _idempotency_conflict(operation: dict[str, Any]) -> None:
                 },
             },
         )
+
+
+def _api_key_header_scheme(schema: dict[str, Any]) -> None:
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[API_KEY_SCHEME] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": API_KEY_HEADER,
+        "description": f"`{API_KEY_HEADER}: <api key>`, the same key as the bearer token.",
+    }
+
+
+def _api_key_header_alternative(operation: dict[str, Any]) -> None:
+    """Every operation accepting the bearer key accepts it as ``X-API-Key`` too."""
+    for requirement in list(operation.get("security", [])):
+        if BEARER_SCHEME in requirement:
+            operation["security"].append({API_KEY_SCHEME: requirement[BEARER_SCHEME]})

@@ -2,12 +2,13 @@
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel
 
 from crm_api.core.errors import ServiceUnavailable, responses
+from crm_api.core.routing import domain_router
 
-router = APIRouter(tags=["operations"])
+router = domain_router(tag="operations", authenticated=False)
 READY_TIMEOUT_SECONDS = 2.0
 
 

@@ -1,23 +1,26 @@
 """One request, one transaction: the write path every mutating endpoint goes through.
 
-A route takes a ``UnitOfWork``, calls its service with ``uow.conn`` and ends with
-``await uow.commit(...)``, which stores the answer under the request's Idempotency-Key
-(when one was sent) and commits *before* the response leaves. Anything raised before that
-rolls back, and the key is freed for a retry.
+A route takes a ``UnitOfWork`` (a plain dependency that checks the scope), opens it with
+``async with uow:``, calls its service with ``uow.conn`` and ends with
+``return await uow.commit(...)``, which stores the answer under the request's
+Idempotency-Key (when one was sent) and commits *before* the response leaves. Anything
+raised before that rolls back, and the key is freed for a retry. Opening the unit inside
+the route rather than in a yield dependency saves ~100 us of framework work per write.
 """
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request, Security
+from asyncpg import Pool
+from fastapi import Depends, Header, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from crm_api.core import idempotency
-from crm_api.core.auth import Principal, authenticate
-from crm_api.core.db import Connection
+from crm_api.core.auth import Principal, requires
+from crm_api.core.db import Connection, Queryable
 from crm_api.core.errors import ValidationFailed
 from crm_api.core.scopes import Scope
 
@@ -52,12 +55,35 @@ async def replay_stored(request: Request, exc: Exception) -> Response:
 
 
 class UnitOfWork:
-    def __init__(self, conn: Connection, principal: Principal, claim: idempotency.Claim | None):
-        self.conn = conn
+    def __init__(self, request: Request, principal: Principal, key: str | None) -> None:
         self.principal = principal
-        self._claim = claim
-        self._transaction = conn.transaction()
+        self._request = request
+        self._key = key
+        self._claim: idempotency.Claim | None = None
+        self._lease: Any = None
         self.committed = False
+
+    async def __aenter__(self) -> "UnitOfWork":
+        self._lease = self._request.app.state.db.pool.acquire()
+        self.conn: Connection = await self._lease.__aenter__()
+        try:
+            if self._key is not None:
+                self._claim = await _claim(self._request, self.conn, self.principal, self._key)
+            self._transaction = self.conn.transaction()
+            await self._transaction.start()
+        except BaseException:
+            await self._lease.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            if not self.committed:
+                await self._transaction.rollback()
+                if self._claim is not None:
+                    await idempotency.release(self.conn, self._claim)
+        finally:
+            await self._lease.__aexit__(None, None, None)
 
     async def commit(
         self,
@@ -88,26 +114,12 @@ class UnitOfWork:
 def unit_of_work(*scopes: Scope) -> Any:
     """A ``UnitOfWork`` dependency for a write that needs ``scopes``."""
 
-    async def open_unit(
-        request: Request,
-        principal: Annotated[Principal, Security(authenticate, scopes=[str(s) for s in scopes])],
-        key: IdempotencyKey = None,
-    ) -> AsyncIterator[UnitOfWork]:
-        claim: idempotency.Claim | None = None
-        async with request.app.state.db.connection() as conn:
-            if key is not None and request.method == "POST":
-                claim = await _claim(request, conn, principal, key)
-            unit = UnitOfWork(conn, principal, claim)
-            await unit._transaction.start()
-            try:
-                yield unit
-            finally:
-                if not unit.committed:
-                    await unit._transaction.rollback()
-                    if claim is not None:
-                        await idempotency.release(conn, claim)
+    async def prepare(
+        request: Request, principal: requires(*scopes), key: IdempotencyKey = None
+    ) -> UnitOfWork:
+        return UnitOfWork(request, principal, key if request.method == "POST" else None)
 
-    return Annotated[UnitOfWork, Depends(open_unit, scope="function")]
+    return Annotated[UnitOfWork, Depends(prepare)]
 
 
 async def _claim(
@@ -127,9 +139,9 @@ async def _claim(
     return outcome
 
 
-async def open_connection(request: Request) -> AsyncIterator[Connection]:
-    async with request.app.state.db.connection() as conn:
-        yield conn
+async def _pool(request: Request) -> Pool:
+    return request.app.state.db.pool
 
 
-Conn = Annotated[Connection, Depends(open_connection, scope="function")]
+# Reads take the pool: each statement borrows a connection just for its duration.
+Db = Annotated[Queryable, Depends(_pool)]

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
@@ -12,8 +12,9 @@ from crm_api.core.errors import responses
 from crm_api.core.http import IfMatch, IfNoneMatch, etag, expected_versions, not_modified
 from crm_api.core.ndjson import IMPORT_REQUEST_BODY, NDJSON_MEDIA_TYPE, ImportReport, read_ndjson
 from crm_api.core.pagination import Cursor, Limit, Page
+from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
-from crm_api.core.uow import Conn, unit_of_work
+from crm_api.core.uow import Db, unit_of_work
 from crm_api.customers import erasure, importer, service
 from crm_api.customers.schemas import (
     Customer,
@@ -24,7 +25,7 @@ from crm_api.customers.schemas import (
     ExternalId,
 )
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=responses(401, 403, 422))
+router = domain_router(prefix="/v1/customers", tag="customers")
 Reader = requires(Scope.CUSTOMERS_READ)
 Writing = unit_of_work(Scope.CUSTOMERS_WRITE)
 CustomerId = Annotated[uuid.UUID, Path(description="The customer's id.")]
@@ -40,14 +41,15 @@ Filters = Annotated[CustomerFilters, Query()]
 @router.post("", status_code=201, response_model=Customer, responses=responses(409))
 async def customers_create(body: CustomerCreate, uow: Writing) -> Response:
     """Create a customer. Emits `customer.created`."""
-    customer = await service.create_customer(uow.conn, uow.principal, body)
-    return await uow.commit(customer, status_code=201, headers=_headers(customer))
+    async with uow:
+        customer = await service.create_customer(uow.conn, uow.principal, body)
+        return await uow.commit(customer, status_code=201, headers=_headers(customer))
 
 
 @router.get("", response_model=Page[Customer])
 async def customers_list(
     principal: Reader,
-    conn: Conn,
+    db: Db,
     filters: Filters,
     sort: Annotated[CustomerSort, Query(description="`-` for descending.")] = "-created_at",
     cursor: Cursor = None,
@@ -55,7 +57,7 @@ async def customers_list(
 ) -> Page[Customer]:
     """List live customers, filtered, in keyset pages."""
     data, next_cursor = await service.list_customers(
-        conn, principal, filters, sort=sort, cursor=cursor, limit=limit
+        db, principal, filters, sort=sort, cursor=cursor, limit=limit
     )
     return Page[Customer](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)
 
@@ -98,8 +100,9 @@ async def customers_import(request: Request, uow: Writing) -> Response:
     or not at all. Emits `customer.created` / `customer.updated` per changed customer.
     """
     body = await read_ndjson(request)
-    report = await importer.import_customers(uow.conn, uow.principal, body)
-    return await uow.commit(report)
+    async with uow:
+        report = await importer.import_customers(uow.conn, uow.principal, body)
+        return await uow.commit(report)
 
 
 @router.get(
@@ -109,10 +112,10 @@ async def customers_import(request: Request, uow: Writing) -> Response:
     | responses(404),
 )
 async def customers_get(
-    customer_id: CustomerId, principal: Reader, conn: Conn, if_none_match: IfNoneMatch = None
+    customer_id: CustomerId, principal: Reader, db: Db, if_none_match: IfNoneMatch = None
 ) -> Response:
     """Get one customer. Answers 304 when `If-None-Match` holds its current ETag."""
-    customer = await service.get_customer(conn, principal, customer_id)
+    customer = await service.get_customer(db, principal, customer_id)
     headers = {"ETag": etag(customer.version)}
     if not_modified(if_none_match, customer.version):
         return Response(status_code=304, headers=headers)
@@ -137,10 +140,11 @@ async def customers_update(
     customer_id: CustomerId, body: CustomerUpdate, uow: Writing, if_match: IfMatch = None
 ) -> Response:
     """Change some fields (JSON merge patch). Honours `If-Match`. Emits `customer.updated`."""
-    customer = await service.update_customer(
-        uow.conn, uow.principal, customer_id, body, expected=expected_versions(if_match)
-    )
-    return await uow.commit(customer, headers=_headers(customer))
+    async with uow:
+        customer = await service.update_customer(
+            uow.conn, uow.principal, customer_id, body, expected=expected_versions(if_match)
+        )
+        return await uow.commit(customer, headers=_headers(customer))
 
 
 @router.put(
@@ -158,12 +162,13 @@ async def customers_upsert(
 
     Answers 201 when created, 200 when replaced or already identical (no event then).
     """
-    customer, created = await service.upsert_by_external_id(
-        uow.conn, uow.principal, external_id, body, expected=expected_versions(if_match)
-    )
-    return await uow.commit(
-        customer, status_code=201 if created else 200, headers=_headers(customer)
-    )
+    async with uow:
+        customer, created = await service.upsert_by_external_id(
+            uow.conn, uow.principal, external_id, body, expected=expected_versions(if_match)
+        )
+        return await uow.commit(
+            customer, status_code=201 if created else 200, headers=_headers(customer)
+        )
 
 
 @router.delete("/{customer_id}", status_code=204, responses=responses(404, 412))
@@ -171,10 +176,11 @@ async def customers_delete(
     customer_id: CustomerId, uow: Writing, if_match: IfMatch = None
 ) -> Response:
     """Soft-delete a customer: gone from reads, history kept. Emits `customer.deleted`."""
-    await service.delete_customer(
-        uow.conn, uow.principal, customer_id, expected=expected_versions(if_match)
-    )
-    return await uow.commit(status_code=204)
+    async with uow:
+        await service.delete_customer(
+            uow.conn, uow.principal, customer_id, expected=expected_versions(if_match)
+        )
+        return await uow.commit(status_code=204)
 
 
 @router.post("/{customer_id}/erase", response_model=Customer, responses=responses(404))
@@ -185,5 +191,6 @@ async def customers_erase(customer_id: CustomerId, uow: Writing) -> Response:
     attributes and consents are removed from the customer, its interactions' free text and
     its past events. The row, its timeline and aggregates stay. Emits `customer.erased`.
     """
-    customer = await erasure.erase_customer(uow.conn, uow.principal, customer_id)
-    return await uow.commit(customer, headers=_headers(customer))
+    async with uow:
+        customer = await erasure.erase_customer(uow.conn, uow.principal, customer_id)
+        return await uow.commit(customer, headers=_headers(customer))

@@ -3,26 +3,26 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import AwareDatetime
 
 from crm_api.core.auth import requires
-from crm_api.core.errors import responses
 from crm_api.core.pagination import Cursor, Limit, Page
+from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
 from crm_api.core.types import Label
-from crm_api.core.uow import Conn
+from crm_api.core.uow import Db
 from crm_api.events import service
 from crm_api.events.schemas import Event
 
-router = APIRouter(prefix="/v1/events", tags=["events"], responses=responses(401, 403, 422))
+router = domain_router(prefix="/v1/events", tag="events")
 Reader = requires(Scope.EVENTS_READ)
 
 
 @router.get("", response_model=Page[Event])
 async def events_list(
     principal: Reader,
-    conn: Conn,
+    db: Db,
     type: Annotated[list[Label], Query(description="Any of these event types (repeatable).")] = [],
     customer_id: uuid.UUID | None = None,
     since: Annotated[AwareDatetime | None, Query(description="occurred_at >= since.")] = None,
@@ -38,7 +38,7 @@ async def events_list(
     payloads are redacted without `pii:read`.
     """
     data, next_cursor, has_more = await service.list_events(
-        conn,
+        db,
         principal,
         types=type,
         customer_id=customer_id,

@@ -4,12 +4,12 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
-from crm_api.core.auth import Principal, authenticate
+from crm_api.core.auth import Authenticated, Principal
 from crm_api.core.db import Database
 
 
@@ -34,5 +34,5 @@ class Context(BaseContext):
 Info = StrawberryInfo[Context, None]
 
 
-async def get_context(request: Request, principal: Principal = Depends(authenticate)) -> Context:
+async def get_context(request: Request, principal: Authenticated) -> Context:
     return Context(principal=principal, db=request.app.state.db)

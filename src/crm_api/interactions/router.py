@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import AwareDatetime
 from starlette.responses import Response
 
@@ -12,8 +12,9 @@ from crm_api.core.channels import Channel
 from crm_api.core.errors import responses
 from crm_api.core.ndjson import IMPORT_REQUEST_BODY, ImportReport, read_ndjson
 from crm_api.core.pagination import Cursor, Limit, Page
+from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
-from crm_api.core.uow import Conn, unit_of_work
+from crm_api.core.uow import Db, unit_of_work
 from crm_api.interactions import importer, service
 from crm_api.interactions.schemas import (
     Interaction,
@@ -22,7 +23,7 @@ from crm_api.interactions.schemas import (
     InteractionType,
 )
 
-router = APIRouter(tags=["interactions"], responses=responses(401, 403, 422))
+router = domain_router(tag="interactions")
 Reader = requires(Scope.INTERACTIONS_READ)
 Writing = unit_of_work(Scope.INTERACTIONS_WRITE)
 
@@ -52,18 +53,19 @@ async def interactions_create(body: InteractionCreate, uow: Writing) -> Response
     Interactions are immutable facts: there is no update or delete. An `external_id`
     already recorded for the customer is a 409, so retried syncs cannot duplicate facts.
     """
-    interaction = await service.record_interaction(uow.conn, uow.principal, body)
-    return await uow.commit(
-        interaction,
-        status_code=201,
-        headers={"Location": f"/v1/interactions/{interaction.id}"},
-    )
+    async with uow:
+        interaction = await service.record_interaction(uow.conn, uow.principal, body)
+        return await uow.commit(
+            interaction,
+            status_code=201,
+            headers={"Location": f"/v1/interactions/{interaction.id}"},
+        )
 
 
 @router.get("/v1/interactions", response_model=Page[Interaction])
 async def interactions_list(
     principal: Reader,
-    conn: Conn,
+    db: Db,
     filters: Filters,
     customer_id: uuid.UUID | None = None,
     cursor: Cursor = None,
@@ -72,7 +74,7 @@ async def interactions_list(
     """List interactions, newest first."""
     filters = filters.model_copy(update={"customer_id": customer_id})
     data, next_cursor = await service.list_interactions(
-        conn, principal, filters, cursor=cursor, limit=limit
+        db, principal, filters, cursor=cursor, limit=limit
     )
     return Page[Interaction](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)
 
@@ -89,18 +91,21 @@ async def interactions_import(request: Request, uow: Writing) -> Response:
     Bad lines are reported with their line number and never block the good ones. Lines
     whose `external_id` is already recorded for their customer are counted as unchanged.
     """
-    report = await importer.import_interactions(uow.conn, uow.principal, await read_ndjson(request))
-    return await uow.commit(report)
+    async with uow:
+        report = await importer.import_interactions(
+            uow.conn, uow.principal, await read_ndjson(request)
+        )
+        return await uow.commit(report)
 
 
 @router.get(
     "/v1/interactions/{interaction_id}", response_model=Interaction, responses=responses(404)
 )
 async def interactions_get(
-    interaction_id: Annotated[uuid.UUID, Path()], principal: Reader, conn: Conn
+    interaction_id: Annotated[uuid.UUID, Path()], principal: Reader, db: Db
 ) -> Interaction:
     """Get one interaction."""
-    return await service.get_interaction(conn, principal, interaction_id)
+    return await service.get_interaction(db, principal, interaction_id)
 
 
 @router.get(
@@ -111,13 +116,13 @@ async def interactions_get(
 async def interactions_timeline(
     customer_id: Annotated[uuid.UUID, Path()],
     principal: Reader,
-    conn: Conn,
+    db: Db,
     filters: Filters,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[Interaction]:
     """A customer's timeline, newest first."""
     data, next_cursor = await service.customer_timeline(
-        conn, principal, customer_id, filters, cursor=cursor, limit=limit
+        db, principal, customer_id, filters, cursor=cursor, limit=limit
     )
     return Page[Interaction](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)

@@ -1,0 +1,5 @@
+"""``python -m bench``: run the whole suite and print the report."""
+
+from bench.runner import main
+
+raise SystemExit(main())
