@@ -39,6 +39,12 @@ _INSERT_MANY = Compiled.of(
 )
 
 
+def recording(source: sa.Select[Any]) -> sa.Insert:
+    """An insert of events selected from ``source`` (id, type, customer_id, data), for a
+    data-modifying CTE that writes a change and its event in one statement."""
+    return sa.insert(events).from_select(["id", "type", "customer_id", "data"], source)
+
+
 async def record(
     conn: Connection, type_: str, data: dict[str, Any], *, customer_id: uuid.UUID | None
 ) -> None:

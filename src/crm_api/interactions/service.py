@@ -3,10 +3,12 @@
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from crm_api.core import db
 from crm_api.core.auth import Principal
@@ -33,35 +35,49 @@ INSERTED_COLUMNS = (
     "subject", "body", "campaign", "metadata", "amount", "currency", "nps", "csat",
 )  # fmt: skip
 
-# One statement: insert only if the customer is live, so a missing customer costs no write.
-_INSERT = Compiled.of(
-    sa.insert(t)
-    .from_select(
-        list(INSERTED_COLUMNS),
-        sa.select(
-            *(
-                sa.func.coalesce(sa.bindparam(c, type_=t.c[c].type), sa.func.now())
-                if c == "occurred_at"
-                else sa.bindparam(c, type_=t.c[c].type)
-                for c in INSERTED_COLUMNS
-            )
-        ).where(customers.is_live(sa.bindparam("customer_id", type_=sa.Uuid))),
+
+def _recording() -> Compiled:
+    """One statement records an interaction, its line items and its event.
+
+    The interaction is inserted only if its customer is live; the items and the event
+    are selected from what that insert returned, so a missing customer writes nothing,
+    and a write costs one round trip instead of three.
+    """
+    columns = (*INSERTED_COLUMNS, "recorded_at")
+    interaction = (
+        sa.insert(t)
+        .from_select(
+            list(columns),
+            sa.select(*(sa.bindparam(c, type_=t.c[c].type) for c in columns)).where(
+                customers.is_live(sa.bindparam("customer_id", type_=sa.Uuid))
+            ),
+        )
+        .returning(t)
+        .cte("interaction")
     )
-    .returning(t)
-)
-_INSERT_ITEMS = Compiled.of(
-    sa.insert(items_t).from_select(
+    items = sa.insert(items_t).from_select(
         ["customer_id", "interaction_id", "line", *ITEM_COLUMNS],
         sa.select(
-            sa.bindparam("customer_id", type_=sa.Uuid),
-            sa.bindparam("interaction_id", type_=sa.Uuid),
+            interaction.c.customer_id,
+            interaction.c.id,
             *(
                 sa.func.unnest(sa.bindparam(f"{c}s", type_=sa.ARRAY(items_t.c[c].type)))
                 for c in ("line", *ITEM_COLUMNS)
             ),
         ),
     )
-)
+    event = events.recording(
+        sa.select(
+            sa.bindparam("event_id", type_=sa.Uuid),
+            sa.literal(EventType.INTERACTION_CREATED.value),
+            interaction.c.customer_id,
+            sa.bindparam("event_data", type_=JSONB),
+        )
+    )
+    return Compiled.of(sa.select(interaction).add_cte(items.cte("items"), event.cte("event")))
+
+
+_RECORD = _recording()
 _GET = Compiled.of(sa.select(t).where(t.c.id == sa.bindparam("id")))
 _ITEMS = Compiled.of(
     sa.select(items_t)
@@ -98,27 +114,26 @@ def scrub_resource(data: dict[str, Any]) -> dict[str, Any]:
 async def record_interaction(
     conn: Connection, principal: Principal, data: InteractionCreate
 ) -> Interaction:
+    now = datetime.now(UTC)
+    values = row_values(data, new_id())
+    values.update(occurred_at=data.occurred_at or now, recorded_at=now)
+    items = [item.model_dump() for item in data.items]
+    created = {**values, "items": items}
     try:
-        row = await _INSERT.fetchrow(conn, **row_values(data, new_id()))
+        row = await _RECORD.fetchrow(
+            conn,
+            **values,
+            lines=list(range(1, len(items) + 1)),
+            **{f"{c}s": [item[c] for item in items] for c in ITEM_COLUMNS},
+            event_id=new_id(),
+            event_data=created,
+        )
     except asyncpg.UniqueViolationError:
         raise Conflict.for_field(
             "external_id", "an interaction with this external_id exists for this customer"
         ) from None
     if row is None:
         raise ValidationFailed.for_field("customer_id", f"no customer with id {data.customer_id}")
-    items = [item.model_dump() for item in data.items]
-    if items:
-        await _INSERT_ITEMS.execute(
-            conn,
-            customer_id=row["customer_id"],
-            interaction_id=row["id"],
-            lines=list(range(1, len(items) + 1)),
-            **{f"{c}s": [item[c] for item in items] for c in ITEM_COLUMNS},
-        )
-    created = resource(row, items)
-    await events.record(
-        conn, EventType.INTERACTION_CREATED, created, customer_id=row["customer_id"]
-    )
     return Interaction.model_validate(created)
 
 
