@@ -29,6 +29,9 @@ from crm_api.events.schemas import EventType
 BATCH_SIZE = 1000
 _WRITTEN = ("id", *service.columns(CustomerCreate()))
 _rows = sa.bindparam("rows", type_=sa.dialects.postgresql.JSONB)
+# What the database decides; the rest of each written row is what the line said, so the
+# events are built from the lines instead of reading every column back.
+_SERVER_SET = "id, lifecycle_stage, created_at, updated_at, version, erased_at"
 
 _MATCH = Compiled.of(
     sa.select(t)
@@ -45,7 +48,7 @@ _INSERT = Compiled.of(
     sa.text(
         f"INSERT INTO customers ({', '.join(_WRITTEN)}) "
         f"SELECT {', '.join(_WRITTEN)} FROM jsonb_populate_recordset(NULL::customers, :rows) "
-        "RETURNING *"
+        f"RETURNING {_SERVER_SET}"
     ).bindparams(_rows)
 )
 _UPDATE = Compiled.of(
@@ -54,7 +57,7 @@ _UPDATE = Compiled.of(
         + ", ".join(f"{c} = n.{c}" for c in _WRITTEN if c != "id")
         + ", version = c.version + 1, updated_at = now() "
         "FROM jsonb_populate_recordset(NULL::customers, :rows) AS n WHERE c.id = n.id "
-        "RETURNING c.*"
+        f"RETURNING {', '.join('c.' + c for c in _SERVER_SET.split(', '))}"
     ).bindparams(_rows)
 )
 
@@ -168,8 +171,8 @@ async def _apply(conn: Connection, lines: Sequence[_Line], report: ndjson.Import
             inserts.append({"id": new_id(), **values})
         elif any(row[k] != v for k, v in values.items()):
             updates.append({"id": row["id"], **values})
-    created = await _INSERT.fetch(conn, rows=inserts) if inserts else []
-    updated = await _UPDATE.fetch(conn, rows=updates) if updates else []
+    created = await _written(conn, _INSERT, inserts)
+    updated = await _written(conn, _UPDATE, updates)
     await events.record_many(
         conn,
         [(EventType.CUSTOMER_CREATED, r["id"], dumps(service.resource(r))) for r in created]
@@ -178,3 +181,13 @@ async def _apply(conn: Connection, lines: Sequence[_Line], report: ndjson.Import
     report.created += len(created)
     report.updated += len(updated)
     report.unchanged += len(lines) - len(created) - len(updated)
+
+
+async def _written(
+    conn: Connection, statement: Compiled, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Write ``rows``; return each as stored: its values plus what the database set."""
+    if not rows:
+        return []
+    by_id = {row["id"]: row for row in rows}
+    return [{**by_id[r["id"]], **r} for r in await statement.fetch(conn, rows=rows)]
