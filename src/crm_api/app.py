@@ -31,7 +31,7 @@ A headless CRM: customers, their multichannel timeline and an events feed.
 `redacted_fields`) unless the key holds `pii:read`.
 
 **Conventions**: lists are keyset-paginated (`limit`, `cursor` -> `next_cursor`); errors
-are RFC 9457 `application/problem+json`; every POST accepts an `Idempotency-Key`;
+are RFC 9457 `application/problem+json`; every write accepts an `Idempotency-Key`;
 responses carry an `ETag` and PATCH/PUT/DELETE honour `If-Match`.
 """
 

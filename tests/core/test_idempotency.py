@@ -82,3 +82,17 @@ async def test_malformed_keys_are_refused(api):
         "/v1/customers", json={"email": "x@example.com"}, headers={"Idempotency-Key": "x" * 256}
     )
     assert assert_problem(response, 422, "validation-error")["errors"][0]["location"] == "header"
+
+
+async def test_patch_put_and_delete_honour_the_key_too(api, new_customer):
+    customer = await new_customer()
+    url = f"/v1/customers/{customer['id']}"
+    headers = {"Idempotency-Key": "rename-1"}
+
+    first = await api.patch(url, json={"first_name": "Once"}, headers=headers)
+    await api.patch(url, json={"first_name": "Meanwhile"})
+    retry = await api.patch(url, json={"first_name": "Once"}, headers=headers)
+
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == first.json()
+    assert (await api.get(url)).json()["first_name"] == "Meanwhile"  # not applied twice

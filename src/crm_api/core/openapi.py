@@ -30,11 +30,10 @@ def install(app: FastAPI, *, description: str) -> None:
             )
             _api_key_header_scheme(schema)
             for path in schema.get("paths", {}).values():
-                for method, operation in path.items():
+                for operation in path.values():
                     _problem_media_type(operation)
                     _api_key_header_alternative(operation)
-                    if method == "post":
-                        _idempotency_conflict(operation)
+                    _idempotency_conflict(operation)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -49,7 +48,7 @@ def _problem_media_type(operation: dict[str, Any]) -> None:
 
 
 def _idempotency_conflict(operation: dict[str, Any]) -> None:
-    """A POST taking an ``Idempotency-Key`` answers 409 while a request with it is running."""
+    """A write taking an ``Idempotency-Key`` answers 409 while a request with it runs."""
     takes_key = any(
         p.get("in") == "header" and p.get("name") == "Idempotency-Key"
         for p in operation.get("parameters", [])

@@ -72,6 +72,19 @@ MinorUnits = Annotated[
     ),
 ]
 
+
+def _in_utc_range(value: datetime) -> datetime:
+    # asyncpg sends timestamps in UTC: 0001-01-01T00:00+01:00 has no UTC datetime.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range (years 1 to 9999 in UTC)") from None
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_utc_range)]
+"""An RFC 3339 timestamp with an offset, storable and comparable in PostgreSQL."""
+
 # The longest a clock may run ahead of ours before a "past" timestamp is refused.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -82,7 +95,7 @@ def _not_future(value: datetime) -> datetime:
     return value
 
 
-PastDatetime = Annotated[AwareDatetime, AfterValidator(_not_future)]
+PastDatetime = Annotated[Timestamp, AfterValidator(_not_future)]
 
 
 def _future(value: datetime) -> datetime:
@@ -91,7 +104,7 @@ def _future(value: datetime) -> datetime:
     return value
 
 
-FutureDatetime = Annotated[AwareDatetime, AfterValidator(_future)]
+FutureDatetime = Annotated[Timestamp, AfterValidator(_future)]
 
 
 def _check_json(value: Any, depth: int = 0) -> Any:

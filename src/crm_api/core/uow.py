@@ -30,7 +30,7 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         description=(
-            "Makes a POST safe to retry: the same key with the same request replays the stored "
+            "Makes a write safe to retry: the same key with the same request replays the stored "
             "response for 24 h; with a different request it is a 422; while the first is still "
             "running, a 409. Keys are per API key; 1-255 printable ASCII characters."
         ),
@@ -117,7 +117,7 @@ def unit_of_work(*scopes: Scope) -> Any:
     async def prepare(
         request: Request, principal: requires(*scopes), key: IdempotencyKey = None
     ) -> UnitOfWork:
-        return UnitOfWork(request, principal, key if request.method == "POST" else None)
+        return UnitOfWork(request, principal, key)
 
     return Annotated[UnitOfWork, Depends(prepare)]
 

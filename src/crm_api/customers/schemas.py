@@ -6,7 +6,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,6 +26,7 @@ from crm_api.core.types import (
     Label,
     MinorUnits,
     ShortText,
+    Timestamp,
     bounded_text,
 )
 
@@ -76,7 +76,7 @@ class Address(Strict):
 
 class Consent(Strict):
     granted: bool
-    at: AwareDatetime | None = Field(
+    at: Timestamp | None = Field(
         default=None, description="When consent was given or withdrawn; defaults to now."
     )
     source: ShortText | None = Field(
@@ -251,8 +251,8 @@ class CustomerFilters(BaseModel):
     country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")] | None = Field(
         default=None, description="ISO 3166-1 alpha-2."
     )
-    created_after: AwareDatetime | None = Field(default=None, description="Inclusive.")
-    created_before: AwareDatetime | None = Field(default=None, description="Exclusive.")
+    created_after: Timestamp | None = Field(default=None, description="Inclusive.")
+    created_before: Timestamp | None = Field(default=None, description="Exclusive.")
     q: bounded_text(100, 1) | None = Field(
         default=None,
         description=(

@@ -4,13 +4,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import AwareDatetime
 
 from crm_api.core.auth import requires
 from crm_api.core.pagination import Cursor, Limit, Page
 from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
-from crm_api.core.types import Label
+from crm_api.core.types import Label, Timestamp
 from crm_api.core.uow import Db
 from crm_api.events import service
 from crm_api.events.schemas import Event
@@ -25,7 +24,7 @@ async def events_list(
     db: Db,
     type: Annotated[list[Label], Query(description="Any of these event types (repeatable).")] = [],
     customer_id: uuid.UUID | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="occurred_at >= since.")] = None,
+    since: Annotated[Timestamp | None, Query(description="occurred_at >= since.")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[Event]:

@@ -4,7 +4,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from crm_api.core.auth import requires
@@ -14,6 +13,7 @@ from crm_api.core.ndjson import IMPORT_REQUEST_BODY, ImportReport, read_ndjson
 from crm_api.core.pagination import Cursor, Limit, Page
 from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
+from crm_api.core.types import Timestamp
 from crm_api.core.uow import Db, unit_of_work
 from crm_api.interactions import importer, service
 from crm_api.interactions.schemas import (
@@ -35,8 +35,8 @@ def _filters(
     channel: Annotated[
         list[Channel], Query(description="Any of these channels (repeatable).")
     ] = [],
-    since: Annotated[AwareDatetime | None, Query(description="occurred_at >= since.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="occurred_at < until.")] = None,
+    since: Annotated[Timestamp | None, Query(description="occurred_at >= since.")] = None,
+    until: Annotated[Timestamp | None, Query(description="occurred_at < until.")] = None,
 ) -> InteractionFilters:
     return InteractionFilters(types=type, channels=channel, since=since, until=until)
 

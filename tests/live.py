@@ -1,0 +1,107 @@
+"""Helpers for tests that step outside the per-test `app`/`client` fixtures: databases of
+their own (empty, or copied from the migrated template), keys issued straight into them,
+the app under a real uvicorn server on a loopback port, and the OpenAPI document.
+"""
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+import uvicorn
+
+from crm_api.api_keys import service as api_keys
+from crm_api.api_keys.schemas import ApiKeyCreate
+from crm_api.app import create_app
+from crm_api.config import Environment, Settings
+from crm_api.core.db import Database, asyncpg_dsn
+from crm_api.core.scopes import Scope
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` (TCP and socket URLs alike)."""
+    scheme, rest = asyncpg_dsn(url).split("://", 1)
+    authority, _, tail = rest.partition("/")
+    _, _, query = tail.partition("?")
+    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
+
+
+async def _admin(server_url: str, statement: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(with_database(server_url, "postgres")))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def create_database(server_url: str, *, template: str | None = None) -> str:
+    """A new database (empty, or a copy of ``template``); returns its URL."""
+    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+    await _admin(server_url, f'CREATE DATABASE "{name}"{copy}')
+    return with_database(server_url, name)
+
+
+async def drop_database(url: str) -> None:
+    name = asyncpg_dsn(url).split("://", 1)[1].partition("/")[2].partition("?")[0]
+    await _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document the app serves, built as `crm-api export-openapi` builds it."""
+    app = create_app(Settings(database_url="postgresql://unused/", _env_file=None))  # type: ignore[call-arg]
+    return app.openapi()
+
+
+def settings_for(database_url: str, **overrides: Any) -> Settings:
+    return Settings(
+        environment=Environment.TEST,
+        database_url=database_url,
+        pool_min_size=1,
+        pool_size=10,
+        bootstrap_admin_key=False,
+        access_log=False,
+        _env_file=None,  # type: ignore[call-arg]
+        **overrides,
+    )
+
+
+async def issue_key(database_url: str, *scopes: Scope, name: str = "test", **fields: Any) -> str:
+    db = await Database.connect(database_url, min_size=1, max_size=1)
+    try:
+        async with db.transaction() as conn:
+            data = ApiKeyCreate(name=name, scopes=list(scopes), **fields)
+            created = await api_keys.create_key(conn, None, data)
+    finally:
+        await db.close()
+    return created.key
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a thread with its own event loop; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
