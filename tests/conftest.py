@@ -9,27 +9,15 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
 from crm_api import migrate
-from crm_api.api_keys import service as api_keys
-from crm_api.api_keys.schemas import ApiKeyCreate
 from crm_api.app import create_app
-from crm_api.config import Environment, Settings
-from crm_api.core.db import Database, asyncpg_dsn
+from crm_api.config import Settings
 from crm_api.core.scopes import Scope
-
-
-def _with_database(url: str, name: str) -> str:
-    """``url`` pointing at database ``name`` (works for TCP and socket URLs alike)."""
-    scheme, rest = asyncpg_dsn(url).split("://", 1)
-    authority, _, tail = rest.partition("/")
-    _, _, query = tail.partition("?")
-    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
+from live import create_database, database_name, drop_database, issue_key, settings_for
 
 
 @pytest.fixture(scope="session")
@@ -45,46 +33,24 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.cleanup()
 
 
-async def _admin(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(_with_database(url, "postgres")))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 async def template_db(server_url: str) -> AsyncIterator[str]:
-    name = f"crm_template_{uuid.uuid4().hex[:10]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
-    url = _with_database(server_url, name)
+    url = await create_database(server_url)
     await asyncio.to_thread(migrate.upgrade, url)
-    yield name
-    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield database_name(url)
+    await drop_database(url)
 
 
 @pytest.fixture
 async def database_url(server_url: str, template_db: str) -> AsyncIterator[str]:
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    await _admin(
-        server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" STRATEGY FILE_COPY'
-    )
-    yield _with_database(server_url, name)
-    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = await create_database(server_url, template=template_db)
+    yield url
+    await drop_database(url)
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        environment=Environment.TEST,
-        database_url=database_url,
-        pool_min_size=1,
-        pool_size=10,
-        bootstrap_admin_key=False,
-        access_log=False,
-        _env_file=None,  # type: ignore[call-arg]
-    )
+    return settings_for(database_url)
 
 
 @pytest.fixture
@@ -99,19 +65,6 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://crm.test") as c:
         yield c
-
-
-async def issue_key(database_url: str, *scopes: Scope, name: str = "test") -> str:
-    """Create a key the way `crm-api keys create` does, straight in the database."""
-    db = await Database.connect(database_url, min_size=1, max_size=1)
-    try:
-        async with db.transaction() as conn:
-            created = await api_keys.create_key(
-                conn, None, ApiKeyCreate(name=name, scopes=list(scopes))
-            )
-    finally:
-        await db.close()
-    return created.key
 
 
 @pytest.fixture
@@ -144,9 +97,6 @@ def key_for(client: httpx.AsyncClient, admin_key: str):  # type: ignore[no-untyp
         return {"Authorization": f"Bearer {response.json()['key']}"}
 
     return issue
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

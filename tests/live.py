@@ -46,9 +46,12 @@ async def create_database(server_url: str, *, template: str | None = None) -> st
     return with_database(server_url, name)
 
 
+def database_name(url: str) -> str:
+    return asyncpg_dsn(url).split("://", 1)[1].partition("/")[2].partition("?")[0]
+
+
 async def drop_database(url: str) -> None:
-    name = asyncpg_dsn(url).split("://", 1)[1].partition("/")[2].partition("?")[0]
-    await _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await _admin(url, f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
 
 
 def openapi_document() -> dict[str, Any]:
