@@ -7,8 +7,10 @@ tens of milliseconds), so tests never see each other's rows and may commit freel
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,21 +18,23 @@ import pytest
 from crm_api import migrate
 from crm_api.app import create_app
 from crm_api.config import Settings
+from crm_api.core import embedded_pg
 from crm_api.core.scopes import Scope
 from live import create_database, database_name, drop_database, issue_key, settings_for
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     url = os.environ.get("CRM_TEST_DATABASE_URL")
     if url:
         yield url
         return
-    from crm_api.core import embedded_pg
-
-    server, url = embedded_pg.start(tmp_path_factory.mktemp("pg") / "data")
-    yield url
-    server.cleanup()
+    # A folder of our own, not pytest's tmp_path: pytest prunes old numbered folders of
+    # *other* runs, which would pull the data directory from under a concurrent run.
+    with tempfile.TemporaryDirectory(prefix="crm-api-test-pg-") as folder:
+        server, url = embedded_pg.start(Path(folder) / "data")
+        yield url
+        server.cleanup()
 
 
 @pytest.fixture(scope="session")
