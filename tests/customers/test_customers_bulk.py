@@ -114,3 +114,11 @@ async def test_export_streams_every_live_customer_redacted_for_the_key(api, key_
     rows = [json.loads(line) for line in response.text.splitlines()]
     assert {r["id"] for r in rows} == ids
     assert all(r["first_name"] is None and r["redacted_fields"] for r in rows)
+
+
+async def test_an_export_that_cannot_run_is_a_problem_not_a_cut_stream(api, key_for):
+    headers = await key_for("customers:read")
+    response = await api.get("/v1/customers/export", params={"email": "a@b.co"}, headers=headers)
+    assert_problem(response, 403, "forbidden")
+    empty = await api.get("/v1/customers/export", params={"tag": "nobody"})
+    assert empty.status_code == 200 and empty.text == ""
