@@ -14,7 +14,7 @@ from crm_api.core.errors import responses
 from crm_api.core.pagination import Cursor, Limit, Page
 from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
-from crm_api.core.uow import Db, unit_of_work
+from crm_api.core.uow import reads, unit_of_work
 
 router = domain_router(prefix="/v1/api-keys", tag="api-keys")
 Writing = unit_of_work(Scope.ADMIN)
@@ -34,22 +34,22 @@ async def api_keys_create(body: ApiKeyCreate, uow: Writing) -> Response:
 @router.get("", response_model=Page[ApiKey])
 async def api_keys_list(
     principal: Admin,
-    db: Db,
+    request: Request,
     include_revoked: Annotated[bool, Query()] = False,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[ApiKey]:
     """List keys, oldest first. Secrets are never shown again."""
     data, next_cursor = await service.list_keys(
-        db, include_revoked=include_revoked, cursor=cursor, limit=limit
+        reads(request), include_revoked=include_revoked, cursor=cursor, limit=limit
     )
     return Page[ApiKey](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
 @router.get("/{key_id}", response_model=ApiKey, responses=responses(404))
-async def api_keys_get(key_id: KeyId, principal: Admin, db: Db) -> ApiKey:
+async def api_keys_get(key_id: KeyId, principal: Admin, request: Request) -> ApiKey:
     """Get one key's metadata."""
-    return await service.get_key(db, key_id)
+    return await service.get_key(reads(request), key_id)
 
 
 @router.post("/{key_id}/revoke", response_model=ApiKey, responses=responses(404))

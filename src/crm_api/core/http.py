@@ -13,10 +13,15 @@ IfMatch = Annotated[
         description="Apply the change only if the resource's current ETag is one of these.",
     ),
 ]
-IfNoneMatch = Annotated[
-    str | None,
-    Header(alias="If-None-Match", description="Answer 304 if the resource's ETag is one of these."),
-]
+# Read from the request by hand where it is used (a declared header parameter costs ~100
+# Python calls per request in FastAPI); this documents it in the OpenAPI document.
+IF_NONE_MATCH_PARAMETER = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Answer 304 if the resource's ETag is one of these.",
+}
 
 
 def etag(version: int) -> str:

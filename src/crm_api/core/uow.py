@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 
-from asyncpg import Pool
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel
 from starlette.responses import Response
@@ -139,9 +138,10 @@ async def _claim(
     return outcome
 
 
-async def _pool(request: Request) -> Pool:
+def reads(request: Request) -> Queryable:
+    """Where a read runs: the pool, each statement borrowing a connection for its duration.
+
+    A plain call, not a dependency: every dependency FastAPI solves costs ~80 Python
+    calls per request, a tenth of a cached GET.
+    """
     return request.app.state.db.pool
-
-
-# Reads take the pool: each statement borrows a connection just for its duration.
-Db = Annotated[Queryable, Depends(_pool)]

@@ -10,12 +10,18 @@ from starlette.responses import Response
 
 from crm_api.core.auth import requires
 from crm_api.core.errors import responses
-from crm_api.core.http import IfMatch, IfNoneMatch, etag, expected_versions, not_modified
+from crm_api.core.http import (
+    IF_NONE_MATCH_PARAMETER,
+    IfMatch,
+    etag,
+    expected_versions,
+    not_modified,
+)
 from crm_api.core.ndjson import IMPORT_REQUEST_BODY, NDJSON_MEDIA_TYPE, ImportReport, read_ndjson
 from crm_api.core.pagination import Cursor, Limit, Page
 from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
-from crm_api.core.uow import Db, unit_of_work
+from crm_api.core.uow import reads, unit_of_work
 from crm_api.customers import erasure, importer, service
 from crm_api.customers.schemas import (
     Customer,
@@ -50,7 +56,7 @@ async def customers_create(body: CustomerCreate, uow: Writing) -> Response:
 @router.get("", response_model=Page[Customer])
 async def customers_list(
     principal: Reader,
-    db: Db,
+    request: Request,
     filters: Filters,
     sort: Annotated[CustomerSort, Query(description="`-` for descending.")] = "-created_at",
     cursor: Cursor = None,
@@ -58,7 +64,7 @@ async def customers_list(
 ) -> Page[Customer]:
     """List live customers, filtered, in keyset pages."""
     data, next_cursor = await service.list_customers(
-        db, principal, filters, sort=sort, cursor=cursor, limit=limit
+        reads(request), principal, filters, sort=sort, cursor=cursor, limit=limit
     )
     return Page[Customer](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)
 
@@ -121,14 +127,13 @@ async def customers_import(request: Request, uow: Writing) -> Response:
     response_model=Customer,
     responses={304: {"description": "Not Modified: `If-None-Match` holds the current ETag."}}
     | responses(404),
+    openapi_extra={"parameters": [IF_NONE_MATCH_PARAMETER]},
 )
-async def customers_get(
-    customer_id: CustomerId, principal: Reader, db: Db, if_none_match: IfNoneMatch = None
-) -> Response:
+async def customers_get(customer_id: CustomerId, principal: Reader, request: Request) -> Response:
     """Get one customer. Answers 304 when `If-None-Match` holds its current ETag."""
-    customer = await service.get_customer(db, principal, customer_id)
+    customer = await service.get_customer(reads(request), principal, customer_id)
     headers = {"ETag": etag(customer.version)}
-    if not_modified(if_none_match, customer.version):
+    if not_modified(request.headers.get("if-none-match"), customer.version):
         return Response(status_code=304, headers=headers)
     return Response(customer.model_dump_json(), media_type="application/json", headers=headers)
 

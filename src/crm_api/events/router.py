@@ -3,14 +3,14 @@
 import uuid
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Query, Request
 
 from crm_api.core.auth import requires
 from crm_api.core.pagination import Cursor, Limit, Page
 from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
 from crm_api.core.types import Label, Timestamp
-from crm_api.core.uow import Db
+from crm_api.core.uow import reads
 from crm_api.events import service
 from crm_api.events.schemas import Event
 
@@ -21,7 +21,7 @@ Reader = requires(Scope.EVENTS_READ)
 @router.get("", response_model=Page[Event])
 async def events_list(
     principal: Reader,
-    db: Db,
+    request: Request,
     type: Annotated[list[Label], Query(description="Any of these event types (repeatable).")] = [],
     customer_id: uuid.UUID | None = None,
     since: Annotated[Timestamp | None, Query(description="occurred_at >= since.")] = None,
@@ -37,7 +37,7 @@ async def events_list(
     payloads are redacted without `pii:read`.
     """
     data, next_cursor, has_more = await service.list_events(
-        db,
+        reads(request),
         principal,
         types=type,
         customer_id=customer_id,

@@ -14,7 +14,7 @@ from crm_api.core.pagination import Cursor, Limit, Page
 from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
 from crm_api.core.types import Timestamp
-from crm_api.core.uow import Db, unit_of_work
+from crm_api.core.uow import reads, unit_of_work
 from crm_api.interactions import importer, service
 from crm_api.interactions.schemas import (
     Interaction,
@@ -65,7 +65,7 @@ async def interactions_create(body: InteractionCreate, uow: Writing) -> Response
 @router.get("/v1/interactions", response_model=Page[Interaction])
 async def interactions_list(
     principal: Reader,
-    db: Db,
+    request: Request,
     filters: Filters,
     customer_id: uuid.UUID | None = None,
     cursor: Cursor = None,
@@ -74,7 +74,7 @@ async def interactions_list(
     """List interactions, newest first."""
     filters = filters.model_copy(update={"customer_id": customer_id})
     data, next_cursor = await service.list_interactions(
-        db, principal, filters, cursor=cursor, limit=limit
+        reads(request), principal, filters, cursor=cursor, limit=limit
     )
     return Page[Interaction](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)
 
@@ -102,10 +102,10 @@ async def interactions_import(request: Request, uow: Writing) -> Response:
     "/v1/interactions/{interaction_id}", response_model=Interaction, responses=responses(404)
 )
 async def interactions_get(
-    interaction_id: Annotated[uuid.UUID, Path()], principal: Reader, db: Db
+    interaction_id: Annotated[uuid.UUID, Path()], principal: Reader, request: Request
 ) -> Interaction:
     """Get one interaction."""
-    return await service.get_interaction(db, principal, interaction_id)
+    return await service.get_interaction(reads(request), principal, interaction_id)
 
 
 @router.get(
@@ -116,13 +116,13 @@ async def interactions_get(
 async def interactions_timeline(
     customer_id: Annotated[uuid.UUID, Path()],
     principal: Reader,
-    db: Db,
+    request: Request,
     filters: Filters,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[Interaction]:
     """A customer's timeline, newest first."""
     data, next_cursor = await service.customer_timeline(
-        db, principal, customer_id, filters, cursor=cursor, limit=limit
+        reads(request), principal, customer_id, filters, cursor=cursor, limit=limit
     )
     return Page[Interaction](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)
