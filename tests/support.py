@@ -1,5 +1,7 @@
 """Assertions and helpers shared by the test modules."""
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 
 
@@ -26,3 +28,8 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict:
     assert body["type"] == f"/problems/{slug}"
     assert body["title"] and body["detail"]
     return body
+
+
+def ago(**delta: float) -> str:
+    """An RFC 3339 timestamp ``delta`` before now."""
+    return (datetime.now(UTC) - timedelta(**delta)).isoformat()

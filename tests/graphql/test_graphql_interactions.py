@@ -2,10 +2,11 @@
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+
+from support import ago
 
 INTERACTION_FIELDS = """
     id customerId type externalId channel direction occurredAt recordedAt subject body campaign
@@ -23,10 +24,6 @@ TIMELINE = """query($id: ID!, $first: Int!, $after: String) {
         }
     }
 }"""
-
-
-def ago(**delta: float) -> str:
-    return (datetime.now(UTC) - timedelta(**delta)).isoformat()
 
 
 def purchase(customer_id: str, **fields: object) -> dict:

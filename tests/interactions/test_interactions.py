@@ -4,7 +4,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from support import assert_problem, events_of
+from support import ago, assert_problem, events_of
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
@@ -28,10 +28,6 @@ def purchase(customer_id: str, **fields: object) -> dict:
         ],
         **fields,
     }
-
-
-def ago(**delta: float) -> str:
-    return (datetime.now(UTC) - timedelta(**delta)).isoformat()
 
 
 async def test_a_purchase_is_recorded_with_its_items_and_announced(api, new_customer):

@@ -18,6 +18,7 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 
 from crm_api.core.errors import ValidationFailed
+from crm_api.core.types import fits_bigint
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -54,7 +55,7 @@ def _aware(value: str) -> datetime:
 
 
 def _bigint(value: int) -> int:
-    if not isinstance(value, int) or not -(2**63) <= value < 2**63:
+    if not isinstance(value, int) or not fits_bigint(value):
         raise ValueError("not a 64-bit integer")
     return value
 

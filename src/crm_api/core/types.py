@@ -19,6 +19,11 @@ def storable(value: str) -> str:
     return value
 
 
+def fits_bigint(value: int) -> bool:
+    """Whether PostgreSQL's bigint (and orjson) can hold ``value``."""
+    return -(2**63) <= value < 2**63
+
+
 def bounded_text(max_length: int, min_length: int = 0) -> Any:
     """Text PostgreSQL can store: stripped, length-bounded, no NUL, no lone surrogates."""
     return Annotated[
@@ -115,7 +120,7 @@ def _check_json(value: Any, depth: int = 0) -> Any:
     elif isinstance(value, bool):
         pass
     elif isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
+        if not fits_bigint(value):
             raise ValueError("must not contain integers beyond 64 bits")
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):

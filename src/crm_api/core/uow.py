@@ -59,19 +59,18 @@ class UnitOfWork:
         self._request = request
         self._key = key
         self._claim: idempotency.Claim | None = None
-        self._lease: Any = None
         self.committed = False
 
     async def __aenter__(self) -> "UnitOfWork":
-        self._lease = self._request.app.state.db.pool.acquire()
-        self.conn: Connection = await self._lease.__aenter__()
+        self._pool = self._request.app.state.db.pool
+        self.conn: Connection = await self._pool.acquire()
         try:
             if self._key is not None:
                 self._claim = await _claim(self._request, self.conn, self.principal, self._key)
             self._transaction = self.conn.transaction()
             await self._transaction.start()
         except BaseException:
-            await self._lease.__aexit__(None, None, None)
+            await self._pool.release(self.conn)
             raise
         return self
 
@@ -82,7 +81,7 @@ class UnitOfWork:
                 if self._claim is not None:
                     await idempotency.release(self.conn, self._claim)
         finally:
-            await self._lease.__aexit__(None, None, None)
+            await self._pool.release(self.conn)
 
     async def commit(
         self,

@@ -2,7 +2,7 @@
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,7 +93,11 @@ _ERASE = Compiled.of(
 TIMELINE = Keyset("timeline", [t.c.occurred_at, t.c.id], descending=True)
 
 
-def resource(row: db.Record, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _timeline_key(row: db.Record) -> tuple[Any, ...]:
+    return row["occurred_at"], row["id"]
+
+
+def resource(row: Mapping[str, Any], items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out = {c: row[c] for c in INSERTED_COLUMNS}
     out["recorded_at"] = row["recorded_at"]
     out["items"] = list(items)
@@ -118,7 +122,7 @@ async def record_interaction(
     values = row_values(data, new_id())
     values.update(occurred_at=data.occurred_at or now, recorded_at=now)
     items = [item.model_dump() for item in data.items]
-    created = {**values, "items": items}
+    created = resource(values, items)
     try:
         row = await _RECORD.fetchrow(
             conn,
@@ -181,7 +185,7 @@ async def list_interactions(
     if filters.until is not None:
         query = query.where(t.c.occurred_at < filters.until)
     rows = await db.fetch(conn, TIMELINE.apply(query, cursor, limit))
-    page, next_cursor = TIMELINE.cut(rows, limit, lambda r: (r["occurred_at"], r["id"]))
+    page, next_cursor = TIMELINE.cut(rows, limit, _timeline_key)
     return await _with_items(conn, page), next_cursor
 
 
@@ -233,7 +237,7 @@ async def latest_by_customer(
     for row in await _LATEST.fetch(conn, customer_ids=list(customer_ids), rows=limit + 1):
         rows[row["customer_id"]].append(row)
     pages = {
-        customer_id: TIMELINE.cut(found, limit, lambda r: (r["occurred_at"], r["id"]))
+        customer_id: TIMELINE.cut(found, limit, _timeline_key)
         for customer_id, found in rows.items()
     }
     shown: dict[uuid.UUID, list[Interaction]] = defaultdict(list)
