@@ -1,5 +1,6 @@
 """JSON logs, one object per line, each carrying the request id of the request it serves."""
 
+import asyncio
 import logging
 import sys
 from contextvars import ContextVar
@@ -51,7 +52,23 @@ def write_access(method: str, path: str, status: int, duration_ms: float) -> Non
     machinery, which costs ~12% of a cached GET."""
     entry = _entry(datetime.now(UTC), "info", ACCESS_LOGGER, f"{method} {path} {status}")
     entry.update(method=method, path=path, status=status, duration_ms=duration_ms)
-    sys.stdout.write(orjson.dumps(entry).decode() + "\n")
+    _access_lines.append(orjson.dumps(entry).decode() + "\n")
+    if len(_access_lines) == 1:
+        try:
+            asyncio.get_running_loop().call_soon(_flush_access)
+        except RuntimeError:
+            _flush_access()
+
+
+# Lines of one event-loop turn go out in one write: with unbuffered output (the norm in
+# containers) a write per request cost a system call, ~15% of a cached GET under load.
+_access_lines: list[str] = []
+
+
+def _flush_access() -> None:
+    text = "".join(_access_lines)
+    _access_lines.clear()
+    sys.stdout.write(text)
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -8,6 +8,7 @@ from fastapi import Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
+from crm_api.core import json
 from crm_api.core.auth import requires
 from crm_api.core.errors import responses
 from crm_api.core.http import (
@@ -131,11 +132,11 @@ async def customers_import(request: Request, uow: Writing) -> Response:
 )
 async def customers_get(customer_id: CustomerId, principal: Reader, request: Request) -> Response:
     """Get one customer. Answers 304 when `If-None-Match` holds its current ETag."""
-    customer = await service.get_customer(reads(request), principal, customer_id)
-    headers = {"ETag": etag(customer.version)}
-    if not_modified(request.headers.get("if-none-match"), customer.version):
+    customer = await service.read_customer(reads(request), principal, customer_id)
+    headers = {"ETag": etag(customer["version"])}
+    if not_modified(request.headers.get("if-none-match"), customer["version"]):
         return Response(status_code=304, headers=headers)
-    return Response(customer.model_dump_json(), media_type="application/json", headers=headers)
+    return Response(json.dumps(customer), media_type="application/json", headers=headers)
 
 
 @router.patch(

@@ -98,9 +98,14 @@ def resource(row: db.Record) -> dict[str, Any]:
     return out
 
 
-def present(row: db.Record, principal: Principal) -> Customer:
+def document(row: db.Record, principal: Principal) -> dict[str, Any]:
+    """The resource as ``principal`` may see it, shaped and typed as ``Customer`` renders it."""
     data = resource(row)
-    return Customer.model_validate(data if principal.sees_pii else redact_customer(data))
+    return redact_customer(data) if not principal.sees_pii else {**data, "redacted_fields": []}
+
+
+def present(row: db.Record, principal: Principal) -> Customer:
+    return Customer.model_validate(document(row, principal))
 
 
 @contextmanager
@@ -139,11 +144,19 @@ async def create_customer(conn: Connection, principal: Principal, data: Customer
     return present(await _insert(conn, data), principal)
 
 
-async def get_customer(conn: Connection, principal: Principal, customer_id: uuid.UUID) -> Customer:
+async def read_customer(
+    conn: Connection, principal: Principal, customer_id: uuid.UUID
+) -> dict[str, Any]:
+    """One customer's ``document``: for the hot read, which renders it without re-validating
+    what the database already holds in shape (a fifth of that request's time)."""
     row = await _GET.fetchrow(conn, id=customer_id)
     if row is None:
         raise NotFound(f"No customer with id {customer_id}.")
-    return present(row, principal)
+    return document(row, principal)
+
+
+async def get_customer(conn: Connection, principal: Principal, customer_id: uuid.UUID) -> Customer:
+    return Customer.model_validate(await read_customer(conn, principal, customer_id))
 
 
 def is_live(customer_id: Any) -> sa.Exists:
