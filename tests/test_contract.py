@@ -59,7 +59,13 @@ schema = schemathesis.openapi.from_dict(
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 
 # Ids of seeded rows, so that by-id operations also reach rows that exist (filled by `live`).
-KNOWN: dict[str, list[str]] = {"customer_id": [], "interaction_id": [], "key_id": []}
+KNOWN: dict[str, list[str]] = {
+    "customer_id": [],
+    "interaction_id": [],
+    "key_id": [],
+    "endpoint_id": [],
+    "delivery_id": [],
+}
 
 
 def _is_uuid(value: Any) -> bool:
@@ -152,6 +158,13 @@ def _seed(base_url: str, key: str) -> None:
             api_key = http.post("/v1/api-keys", json={"name": f"seed {n}", "scopes": ["pii:read"]})
             assert api_key.status_code == 201, api_key.text
             KNOWN["key_id"].append(api_key.json()["id"])
+            # No worker runs here: deliveries stay queued, nothing is sent anywhere.
+            endpoint = http.post("/v1/webhook-endpoints", json={"url": f"http://127.0.0.1:9/{n}"})
+            assert endpoint.status_code == 201, endpoint.text
+            KNOWN["endpoint_id"].append(endpoint.json()["id"])
+            delivery = http.post(f"/v1/webhook-endpoints/{endpoint.json()['id']}/test")
+            assert delivery.status_code == 202, delivery.text
+            KNOWN["delivery_id"].append(delivery.json()["id"])
 
 
 def problem_details(ctx: Any, response: Any, case: Any) -> bool | None:
@@ -218,6 +231,8 @@ POST_BODIES: dict[str, tuple[str, bytes]] = {
     "interactions_import": (NDJSON, b""),
     "api_keys_create": ("application/json", b'{"name": "x", "scopes": ["pii:read"]}'),
     "api_keys_rotate": ("application/json", b'{"grace_period_seconds": 0}'),
+    "webhook_endpoints_create": ("application/json", b'{"url": "http://127.0.0.1:9/x"}'),
+    "webhook_endpoints_replay": ("application/json", b'{"since": "2026-01-01T00:00:00Z"}'),
 }
 
 
@@ -231,7 +246,7 @@ async def test_every_post_documents_the_409_of_a_retry_still_running(
         "interactions_create": ("application/json", visit),
         "interactions_import": (NDJSON, visit + b"\n"),
     }
-    known = {"customer_id": customer, "key_id": KNOWN["key_id"][-1]}
+    known = {name: ids[-1] for name, ids in KNOWN.items()} | {"customer_id": customer}
     conn = await asyncpg.connect(asyncpg_dsn(live_database))
     http = httpx.AsyncClient(base_url=live)
     try:

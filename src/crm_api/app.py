@@ -1,5 +1,6 @@
 """create_app(): the FastAPI application, its middleware, routers and GraphQL endpoint."""
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -8,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from crm_api import __version__
+from crm_api import worker as background
 from crm_api.api_keys import service as api_keys
 from crm_api.api_keys.router import router as api_keys_router
 from crm_api.config import Settings, get_settings
@@ -21,6 +23,9 @@ from crm_api.customers.router import router as customers_router
 from crm_api.events.router import router as events_router
 from crm_api.graphql.schema import graphql_router
 from crm_api.interactions.router import router as interactions_router
+from crm_api.webhooks import catalog as webhook_catalog
+from crm_api.webhooks.router import deliveries_router as webhook_deliveries_router
+from crm_api.webhooks.router import router as webhook_endpoints_router
 
 DESCRIPTION = """
 A headless CRM: customers, their multichannel timeline and an events feed.
@@ -56,9 +61,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # collector's sweeps, which otherwise cost 60-100 ms pauses (p99 latency) under load.
     gc.collect()
     gc.freeze()
+    stop = asyncio.Event()
+    worker = (
+        asyncio.create_task(background.run(db, settings, stop))
+        if settings.worker_in_process
+        else None
+    )
     try:
         yield
     finally:
+        stop.set()
+        if worker is not None:
+            await worker
         await db.close()
 
 
@@ -83,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         interactions_router,
         events_router,
         api_keys_router,
+        webhook_endpoints_router,
+        webhook_deliveries_router,
     ):
         # The routers' routes carry their prefixes, tags and responses already; adding
         # them to the app's own router skips a nested match per request (~10% of a GET).
@@ -90,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
     if settings.docs_enabled:
         docs.install(app)
+    webhook_catalog.document(app)
     openapi.install(app, description=DESCRIPTION)
     if settings.cors_origins:
         app.add_middleware(

@@ -16,11 +16,12 @@ import uvicorn
 from pydantic import ValidationError
 
 from crm_api import migrate as migrations
+from crm_api import worker as background
 from crm_api.api_keys import service as api_keys
 from crm_api.api_keys.schemas import ApiKeyCreate
 from crm_api.app import create_app
 from crm_api.config import Settings, get_settings
-from crm_api.core import embedded_pg
+from crm_api.core import embedded_pg, logs
 from crm_api.core.db import Database
 from crm_api.core.errors import NotFound
 from crm_api.core.scopes import Scope
@@ -101,6 +102,10 @@ def serve(
         migrations.upgrade(url)
     if settings.bootstrap_admin_key:
         _bootstrap_admin_key(url)
+    in_process = settings.worker_in_process
+    if in_process is None and not settings.database_url:  # zero-config: one process does all
+        os.environ["CRM_WORKER_IN_PROCESS"] = "true"
+        get_settings.cache_clear()
     # uvicorn re-raises the signal that stopped it once it has shut down; exiting through
     # Python instead of the default action lets the embedded database stop cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -115,6 +120,20 @@ def serve(
         proxy_headers=True,
         timeout_graceful_shutdown=20,
     )
+
+
+@app.command()
+def worker(
+    migrate: Annotated[bool, typer.Option(help="Apply pending migrations first.")] = True,
+) -> None:
+    """Run the background worker: webhook deliveries and housekeeping. Run several side by
+    side for more throughput; they share the work through the database."""
+    settings = _settings()
+    url = _database_url(settings)
+    if migrate:
+        migrations.upgrade(url)
+    logs.configure(settings.log_level)
+    asyncio.run(background.serve_forever(_settings()))
 
 
 @app.command()

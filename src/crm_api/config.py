@@ -4,7 +4,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,9 +40,52 @@ class Settings(BaseSettings):
         description="How long a verified API key is trusted per process before it is re-read.",
     )
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    webhook_retry_schedule_seconds: list[float] = Field(
+        default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+        min_length=1,
+        description="Delay before each delivery attempt (Standard Webhooks' schedule).",
+    )
+    webhook_retry_jitter: float = Field(
+        default=0.1, ge=0, le=0.5, description="Each delay varies by up to this share."
+    )
+    webhook_disable_after_failures: int = Field(
+        default=100, ge=1, description="Consecutive failed attempts that disable an endpoint."
+    )
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=60, description="Total time for one attempt, connect included."
+    )
+    webhook_secret_grace_hours: float = Field(
+        default=24.0, ge=0, description="How long a rotated-out secret keeps signing."
+    )
+    webhook_block_private_networks: bool | None = Field(
+        default=None,
+        description=(
+            "Refuse endpoint addresses in private, loopback, link-local and metadata ranges. "
+            "Unset: on in production only."
+        ),
+    )
+    webhook_allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="CIDR ranges exempt from that refusal (development and tests).",
+    )
+    worker_batch_size: int = Field(default=100, ge=1, le=1000)
+    worker_concurrency: int = Field(
+        default=64, ge=1, le=1000, description="Deliveries in flight at once per worker."
+    )
+    worker_in_process: bool | None = Field(
+        default=None,
+        description="`serve` also runs a worker. Unset: only with the embedded database.",
+    )
     bootstrap_admin_key: bool = Field(
         default=True, description="Create and print an admin API key when none exists."
     )
+
+    @property
+    def blocks_private_networks(self) -> bool:
+        if self.webhook_block_private_networks is None:
+            return self.environment is Environment.PRODUCTION
+        return self.webhook_block_private_networks
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":

@@ -6,6 +6,12 @@ from crm_api.core.idempotency import idempotency_keys
 from crm_api.customers.models import customers
 from crm_api.events.models import events
 from crm_api.interactions.models import interaction_items, interactions
+from crm_api.webhooks.models import (
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_fanout,
+)
 
 __all__ = [
     "api_keys",
@@ -15,4 +21,8 @@ __all__ = [
     "interaction_items",
     "interactions",
     "metadata",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "webhook_fanout",
 ]

@@ -137,3 +137,12 @@ async def complete(conn: Connection, owned: Claim, answer: StoredResponse) -> No
 
 async def release(conn: Connection, owned: Claim) -> None:
     await _RELEASE.execute(conn, api_key_id=owned.api_key_id, key=owned.key)
+
+
+_PURGE = Compiled.of(sa.delete(_t).where(_t.c.expires_at < sa.func.now()))
+
+
+async def purge_expired(conn: Connection) -> int:
+    """Delete answers past their time to live; the number deleted."""
+    status = await _PURGE.execute(conn)
+    return int(status.split()[-1])

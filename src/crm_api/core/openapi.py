@@ -26,6 +26,7 @@ def install(app: FastAPI, *, description: str) -> None:
                 summary=app.summary,
                 description=description,
                 routes=app.routes,
+                webhooks=app.webhooks.routes,
                 tags=app.openapi_tags,
             )
             _api_key_header_scheme(schema)

@@ -11,6 +11,7 @@ class Scope(StrEnum):
     INTERACTIONS_WRITE = "interactions:write"
     EVENTS_READ = "events:read"
     PII_READ = "pii:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 def expand(scopes: set[str] | frozenset[str]) -> frozenset[str]:

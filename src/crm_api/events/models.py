@@ -28,3 +28,7 @@ events = sa.Table(
 sa.Index("ix_events_feed", events.c.tx_id, events.c.seq, unique=True)
 sa.Index("ix_events_customer_feed", events.c.customer_id, events.c.tx_id, events.c.seq)
 sa.Index("ix_events_type_feed", events.c.type, events.c.tx_id, events.c.seq)
+sa.Index("ix_events_occurred_at", events.c.occurred_at)  # webhook replays
+
+# A trigger (migration 0002) notifies this channel once per transaction that adds events.
+NOTIFY_CHANNEL = "crm_events"

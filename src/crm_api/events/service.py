@@ -71,7 +71,7 @@ async def record_many(
 FEED = Keyset("feed", [events.c.tx_id, events.c.seq], descending=False)
 # Transactions older than every running one are settled: their events can no longer
 # appear out of order behind a reader's cursor.
-_settled = events.c.tx_id < sa.text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+SETTLED = events.c.tx_id < sa.text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
 
 async def list_events(
@@ -89,7 +89,7 @@ async def list_events(
     Unlike other lists, the cursor of the last page points past its newest event (or is
     the one given when the page is empty), so a follower polls with it for what comes next.
     """
-    query = sa.select(events).where(_settled)
+    query = sa.select(events).where(SETTLED)
     if types:
         query = query.where(events.c.type.in_(types))
     if customer_id is not None:

@@ -1,0 +1,1 @@
+"""Webhooks: endpoints subscribe to event types; a worker delivers every committed event."""
