@@ -9,8 +9,9 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,8 +20,11 @@ from crm_api import migrate
 from crm_api.app import create_app
 from crm_api.config import Settings
 from crm_api.core import embedded_pg
+from crm_api.core.db import Database
 from crm_api.core.scopes import Scope
+from crm_api.webhooks.worker import DeliveryWorker
 from live import create_database, database_name, drop_database, issue_key, settings_for
+from webhook_receiver import Receiver, receiving
 
 
 @pytest.fixture(scope="session")
@@ -114,3 +118,37 @@ def new_customer(api: httpx.AsyncClient):  # type: ignore[no-untyped-def]
         return response.json()
 
     return create
+
+
+# Retries come within a tenth of a second instead of hours.
+FAST = {
+    "webhook_retry_schedule_seconds": [0, 0.1, 0.1, 0.1, 0.1, 0.1],
+    "webhook_retry_jitter": 0.0,
+    "webhook_timeout_seconds": 2.0,
+}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as r:
+        yield r
+
+
+@pytest.fixture
+async def start_worker(database_url: str) -> AsyncIterator[Callable[..., Any]]:
+    """Start in-process delivery workers (``**settings`` override the fast defaults)."""
+    running: list[tuple[asyncio.Event, asyncio.Task[None], Database]] = []
+
+    async def start(**overrides: Any) -> Settings:
+        settings = settings_for(database_url, **(FAST | overrides))
+        db = await Database.connect(database_url, min_size=1, max_size=4)
+        stop = asyncio.Event()
+        task = asyncio.create_task(DeliveryWorker(db, settings).run(stop))
+        running.append((stop, task, db))
+        return settings
+
+    yield start
+    for stop, task, db in running:
+        stop.set()
+        await task
+        await db.close()

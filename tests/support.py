@@ -1,5 +1,6 @@
 """Assertions and helpers shared by the test modules."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,6 +18,17 @@ async def events_of(api: httpx.AsyncClient, **params: object) -> list[dict]:
         cursor = page["next_cursor"]
         if not page["has_more"]:
             return found
+
+
+async def eventually_events(api: httpx.AsyncClient, count: int, **params: object) -> list[dict]:
+    """``events_of`` once it holds ``count`` events: the feed shows an event only after
+    every older transaction on the server has ended, so work elsewhere can delay it."""
+    for _ in range(100):
+        found = await events_of(api, **params)
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    return found
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str) -> dict:

@@ -100,6 +100,7 @@ def upgrade() -> None:
         sa.Column("endpoint_id", sa.Uuid(), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("status", sa.Text(), server_default="pending", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column(
@@ -143,9 +144,9 @@ def upgrade() -> None:
         "ix_webhook_deliveries_event_id", "webhook_deliveries", ["event_id"], unique=False
     )
     op.create_index(
-        "ix_webhook_deliveries_endpoint_id_id",
+        "ix_webhook_deliveries_endpoint_id_seq",
         "webhook_deliveries",
-        ["endpoint_id", "id"],
+        ["endpoint_id", "seq"],
         unique=False,
     )
     op.create_index(
@@ -185,7 +186,7 @@ def downgrade() -> None:
     op.drop_index("ix_webhook_attempts_delivery", table_name="webhook_attempts")
     op.drop_table("webhook_attempts")
     op.drop_index("uq_webhook_deliveries_endpoint_event", table_name="webhook_deliveries")
-    op.drop_index("ix_webhook_deliveries_endpoint_id_id", table_name="webhook_deliveries")
+    op.drop_index("ix_webhook_deliveries_endpoint_id_seq", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_event_id", table_name="webhook_deliveries")
     op.drop_index(
         "ix_webhook_deliveries_due",

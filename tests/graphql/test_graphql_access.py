@@ -2,6 +2,11 @@
 
 import uuid
 
+import pytest
+from strawberry.permission import PermissionExtension
+
+from crm_api.graphql.permissions import HasScope
+from crm_api.graphql.schema import schema
 from support import assert_problem
 
 CUSTOMERS = "{ customers { edges { node { id } } } }"
@@ -78,3 +83,21 @@ async def test_graphiql_is_off_until_it_can_be_served_offline(api):
 
     assert response.status_code == 404
     assert "<html" not in response.text.lower()
+
+
+ROOT_FIELDS = [
+    (root, field)
+    for root in ("Query", "Mutation")
+    for field in schema.get_type_by_name(root).fields
+]
+
+
+@pytest.mark.parametrize(
+    ("root", "field"), ROOT_FIELDS, ids=[f"{r}.{f.python_name}" for r, f in ROOT_FIELDS]
+)
+def test_every_query_and_mutation_checks_a_scope(root, field) -> None:
+    """As the REST matrix does for routes: an operation added without a scope check fails."""
+    checks = [
+        p for e in field.extensions if isinstance(e, PermissionExtension) for p in e.permissions
+    ]
+    assert [p for p in checks if isinstance(p, HasScope)], f"{root}.{field.python_name}"

@@ -1,4 +1,4 @@
-"""Per-request GraphQL context: the caller, the database, and the request's DataLoaders."""
+"""Per-request GraphQL context: the caller, the database, the settings and the DataLoaders."""
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -9,6 +9,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
+from crm_api.config import Settings
 from crm_api.core.auth import Authenticated, Principal
 from crm_api.core.db import Database
 
@@ -17,6 +18,7 @@ from crm_api.core.db import Database
 class Context(BaseContext):
     principal: Principal
     db: Database
+    settings: Settings
     loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
 
     def loader(
@@ -35,4 +37,6 @@ Info = StrawberryInfo[Context, None]
 
 
 async def get_context(request: Request, principal: Authenticated) -> Context:
-    return Context(principal=principal, db=request.app.state.db)
+    return Context(
+        principal=principal, db=request.app.state.db, settings=request.app.state.settings
+    )

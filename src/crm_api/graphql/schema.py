@@ -12,15 +12,16 @@ from crm_api.graphql.context import get_context
 from crm_api.graphql.errors import ProblemExtensions, log_unexpected
 from crm_api.graphql.scalars import SCALARS
 from crm_api.interactions.graphql import InteractionMutations, InteractionQueries
+from crm_api.webhooks.graphql import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Query(CustomerQueries, InteractionQueries):
+class Query(CustomerQueries, InteractionQueries, WebhookQueries):
     pass
 
 
 @strawberry.type
-class Mutation(CustomerMutations, InteractionMutations):
+class Mutation(CustomerMutations, InteractionMutations, WebhookMutations):
     pass
 
 

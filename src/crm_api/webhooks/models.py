@@ -48,6 +48,9 @@ webhook_deliveries = sa.Table(
     ),
     sa.Column("event_id", sa.Uuid, sa.ForeignKey("events.id"), nullable=False),
     sa.Column("event_type", sa.Text, nullable=False),
+    # Creation order, exact even within one statement (ids share a millisecond): fan-out
+    # inserts in feed order, so first attempts go out and lists read in event order.
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),
     sa.Column("status", sa.Text, nullable=False, server_default="pending"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     # pending: waiting for next_attempt_at. sending: claimed by a worker until
@@ -80,9 +83,9 @@ sa.Index(
 )
 sa.Index("ix_webhook_deliveries_event_id", webhook_deliveries.c.event_id)
 sa.Index(
-    "ix_webhook_deliveries_endpoint_id_id",
+    "ix_webhook_deliveries_endpoint_id_seq",
     webhook_deliveries.c.endpoint_id,
-    webhook_deliveries.c.id,
+    webhook_deliveries.c.seq,
 )
 
 webhook_attempts = sa.Table(

@@ -130,7 +130,7 @@ async def fan_out(conn: Connection) -> FanOut | None:
 _due = (
     sa.select(d.c.id)
     .where(d.c.status.in_(["pending", "sending"]), d.c.next_attempt_at <= sa.func.now())
-    .order_by(d.c.next_attempt_at, d.c.id)
+    .order_by(d.c.next_attempt_at, d.c.seq)
     .limit(sa.bindparam("limit", type_=sa.Integer, required=False))
     .with_for_update(skip_locked=True)
     .cte("due")
@@ -221,9 +221,13 @@ _tried = sa.select(
 ).cte("tried")
 _updated = (
     sa.update(d)
-    .where(d.c.id == _tried.c.delivery_id)
+    .where(d.c.id == _tried.c.delivery_id, ep.c.id == d.c.endpoint_id)
     .values(
-        status=_tried.c.status,
+        # An endpoint disabled while this attempt ran gets no further attempts.
+        status=sa.case(
+            (sa.and_(_tried.c.status == "pending", sa.not_(ep.c.enabled)), "failed"),
+            else_=_tried.c.status,
+        ),
         next_attempt_at=sa.func.coalesce(_tried.c.next_at, d.c.next_attempt_at),
         last_status_code=_tried.c.status_code,
         last_error=_tried.c.last_error,
@@ -286,6 +290,7 @@ async def record(conn: Connection, outcomes: Sequence[Outcome], policy: RetryPol
         )
         next_ats.append(None if delay is None else o.attempted_at + timedelta(seconds=delay))
     async with conn.transaction():
+        await _disable_failing(conn, outcomes, policy.disable_after)
         await _RECORD.execute(
             conn,
             ids=[new_id() for _ in outcomes],
@@ -299,7 +304,6 @@ async def record(conn: Connection, outcomes: Sequence[Outcome], policy: RetryPol
             next_ats=next_ats,
             last_errors=[_summary(o) for o in outcomes],
         )
-        await _disable_failing(conn, outcomes, policy.disable_after)
 
 
 def _summary(outcome: Outcome) -> str | None:

@@ -129,7 +129,7 @@ class WebhookDeliveryDetail(WebhookDelivery):
 
 
 class DeliveryFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Delivery list filters, shared by REST (as query parameters) and GraphQL."""
 
     status: DeliveryStatus | None = None
     event_type: Annotated[str, StringConstraints(max_length=64)] | None = None

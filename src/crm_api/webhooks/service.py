@@ -41,7 +41,7 @@ from crm_api.webhooks.signing import new_secret
 from crm_api.webhooks.targets import TargetPolicy, TargetRefused
 
 ENDPOINTS = Keyset("webhook_endpoints", [ep.c.created_at, ep.c.id], descending=False)
-DELIVERIES = Keyset("webhook_deliveries", [d.c.id], descending=True)
+DELIVERIES = Keyset("webhook_deliveries", [d.c.seq], descending=True)
 
 
 def matches(event_type: Any) -> sa.Exists:
@@ -246,6 +246,10 @@ def _delivery(row: db.Record) -> WebhookDelivery:
     return WebhookDelivery.model_validate(out)
 
 
+def _delivery_key(row: db.Record) -> tuple[Any, ...]:
+    return (row["seq"],)
+
+
 async def list_deliveries(
     conn: Queryable,
     endpoint_id: uuid.UUID,
@@ -254,6 +258,22 @@ async def list_deliveries(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[WebhookDelivery], str | None]:
+    page, next_cursor = await page_deliveries(
+        conn, endpoint_id, filters, cursor=cursor, limit=limit
+    )
+    return [delivery for delivery, _ in page], next_cursor
+
+
+async def page_deliveries(
+    conn: Queryable,
+    endpoint_id: uuid.UUID,
+    filters: DeliveryFilters,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[tuple[WebhookDelivery, str]], str | None]:
+    """A page of deliveries, newest first, each with the cursor continuing right after it
+    (GraphQL gives every edge one; the sort key is not part of a delivery)."""
     await _row(conn, endpoint_id)
     query = sa.select(d).where(d.c.endpoint_id == endpoint_id)
     if filters.status is not None:
@@ -263,8 +283,8 @@ async def list_deliveries(
     if filters.since is not None:
         query = query.where(d.c.created_at >= filters.since)
     rows = await db.fetch(conn, DELIVERIES.apply(query, cursor, limit))
-    page, next_cursor = DELIVERIES.cut(rows, limit, lambda r: (r["id"],))
-    return [_delivery(r) for r in page], next_cursor
+    page, next_cursor = DELIVERIES.cut(rows, limit, _delivery_key)
+    return [(_delivery(r), DELIVERIES.encode(_delivery_key(r))) for r in page], next_cursor
 
 
 _DELIVERY = Compiled.of(sa.select(d).where(d.c.id == sa.bindparam("id")))

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0  # a safety net; notifications do the waking
 # Events committed behind a still-running transaction, or due work another worker holds.
 SHORT_POLL_SECONDS = 0.05
-LEASE_MARGIN_SECONDS = 30.0
+# Past an attempt's time limit, for recording its outcome; a lease that runs out sends the
+# delivery again (same webhook-id), never while the first attempt can still be running.
+LEASE_MARGIN_SECONDS = 5.0
 
 _NEXT_DUE = Compiled.of(
     sa.select(sa.func.extract("epoch", sa.func.min(d.c.next_attempt_at) - sa.func.now())).where(
@@ -44,7 +46,7 @@ class DeliveryWorker:
         self._slots = settings.worker_concurrency
         self._batch = settings.worker_batch_size
         self._lease = timedelta(seconds=settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
-        self._grace = settings.webhook_timeout_seconds + 5
+        self._grace = settings.webhook_timeout_seconds + 1  # attempts end by their time limit
         self._sender = Sender(
             policy_for(settings),
             connect_timeout=settings.webhook_connect_timeout_seconds,
