@@ -27,5 +27,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 # Production mode refuses to start without CRM_DATABASE_URL (no embedded database).
+# The same image runs the background worker with the command `worker` (it serves no
+# HTTP, so give that container its own health check or none: --no-healthcheck).
 ENTRYPOINT ["crm-api"]
 CMD ["serve"]
