@@ -6,6 +6,7 @@ from crm_api.core.idempotency import idempotency_keys
 from crm_api.customers.models import customers
 from crm_api.events.models import events
 from crm_api.interactions.models import interaction_items, interactions
+from crm_api.scoring.models import customer_scores, scoring_runs
 from crm_api.webhooks.models import (
     webhook_attempts,
     webhook_deliveries,
@@ -15,12 +16,14 @@ from crm_api.webhooks.models import (
 
 __all__ = [
     "api_keys",
+    "customer_scores",
     "customers",
     "events",
     "idempotency_keys",
     "interaction_items",
     "interactions",
     "metadata",
+    "scoring_runs",
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",

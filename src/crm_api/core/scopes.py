@@ -12,6 +12,10 @@ class Scope(StrEnum):
     EVENTS_READ = "events:read"
     PII_READ = "pii:read"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    SEGMENTS_READ = "segments:read"
+    SEGMENTS_WRITE = "segments:write"
+    SCORING_READ = "scoring:read"
+    SCORING_WRITE = "scoring:write"
 
 
 def expand(scopes: set[str] | frozenset[str]) -> frozenset[str]:

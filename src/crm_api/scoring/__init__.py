@@ -1,0 +1,1 @@
+"""Scoring: pluggable models behind churn, lifetime value and segmentation."""
