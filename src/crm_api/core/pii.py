@@ -19,5 +19,11 @@ def redact_customer(resource: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Events whose data is a customer resource; other customer.* events carry no personal fields.
+_CUSTOMER_RESOURCE_EVENTS = frozenset(
+    {"customer.created", "customer.updated", "customer.deleted", "customer.erased"}
+)
+
+
 def is_customer_event(event_type: str) -> bool:
-    return event_type.startswith("customer.")
+    return event_type in _CUSTOMER_RESOURCE_EVENTS

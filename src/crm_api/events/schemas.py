@@ -19,6 +19,10 @@ class EventType(StrEnum):
     WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
     WEBHOOK_TEST = "webhook.test"
+    SEGMENT_ENTERED = "segment.entered"
+    SEGMENT_EXITED = "segment.exited"
+    SCORING_RUN_COMPLETED = "scoring.run_completed"
+    CUSTOMER_CHURN_RISK_CHANGED = "customer.churn_risk_changed"
 
 
 class Event(BaseModel):
