@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test openapi bench lint clean
+.PHONY: run test openapi bench bench-webhooks lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ openapi: $(STAMP)  ## Regenerate the committed API contract in openapi/
 
 bench: $(STAMP)  ## Throughput and import benchmarks (ratios against a baseline in the same run)
 	$(BIN)/python -m bench
+
+bench-webhooks: $(STAMP)  ## Webhook delivery throughput and latency, one worker (bench/README.md)
+	$(BIN)/python -m bench.webhooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench migrations

@@ -7,6 +7,9 @@ same 100k customers:
 * (b) ``GET /v1/customers/{id}`` and (c) ``POST /v1/interactions`` of the real app;
 * the NDJSON bulk import through the API against PostgreSQL ``COPY`` of the same rows.
 
+``python -m bench.webhooks`` measures webhook delivery on its own: one ``crm-api worker``
+against a local receiver, deliveries/s and commit-to-receiver latency.
+
 Each server runs alone under uvicorn with one worker; ``wrk`` is the separate load process.
 See bench/README.md.
 """

@@ -345,7 +345,7 @@ def _render(suite: Suite, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "\n\n".join(parts), results
 
 
-def _busy_warning(load1: float) -> str | None:
+def busy_warning(load1: float) -> str | None:
     """The machine is already busy: other work competes for the cores and skews ratios."""
     cpus = os.cpu_count() or 1
     if load1 < 0.5 * cpus:
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         print(load.INSTALL_HINT, file=sys.stderr)
         return 2
     load_before = os.getloadavg()[0]
-    busy = _busy_warning(load_before)
+    busy = busy_warning(load_before)
     if busy:
         log(f"warning: {busy}")
     with tempfile.TemporaryDirectory(prefix="crm-bench-") as scratch, database.server() as pg:

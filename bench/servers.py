@@ -52,21 +52,29 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 @contextmanager
-def _serve(
-    name: str, command: list[str], env: dict[str, str], workdir: Path, port: int, ready_path: str
-) -> Iterator[Running]:
+def _started(
+    name: str, command: list[str], env: dict[str, str], workdir: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     log = workdir / f"{name}.log"
     with open(log, "ab") as out:
         # cwd is the scratch folder, so a developer's .env cannot change what is measured.
         process = subprocess.Popen(
             command, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT
         )
-    base_url = f"http://{HOST}:{port}"
     try:
-        _wait_ready(name, process, base_url + ready_path, log)
-        yield Running(name, base_url, process.pid, log)
+        yield process, log
     finally:
         _stop(process)
+
+
+@contextmanager
+def _serve(
+    name: str, command: list[str], env: dict[str, str], workdir: Path, port: int, ready_path: str
+) -> Iterator[Running]:
+    base_url = f"http://{HOST}:{port}"
+    with _started(name, command, env, workdir) as (process, log):
+        _wait_ready(name, process, base_url + ready_path, log)
+        yield Running(name, base_url, process.pid, log)
 
 
 def _wait_ready(name: str, process: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -126,3 +134,50 @@ def crm_api(
     )
     name = "crm-api" if access_log else "crm-api-no-access-log"
     return _serve(name, command, env, workdir, port, "/readyz")
+
+
+def receiver(workdir: Path) -> AbstractContextManager[Running]:
+    """The webhook receiver (bench/receiver.py): answers 200 at once, records arrivals."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.receiver", "--port", str(port)]
+    return _serve("receiver", command, _environment({}), workdir, port, "/healthz")
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def check(self) -> None:
+        """Raise ServerFailed when the worker has exited."""
+        if self.process.poll() is not None:
+            raise ServerFailed(
+                f"crm-api worker exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+
+    def log_tail(self) -> str:
+        return _tail(self.log)
+
+
+@contextmanager
+def worker(database_url: str, workdir: Path, concurrency: int) -> Iterator[Worker]:
+    """`crm-api worker` as operators run it, ``concurrency`` deliveries in flight at most.
+
+    It serves no HTTP, so there is nothing to wait for here: the caller knows it is ready
+    when a first delivery arrives. The test environment lets it deliver to loopback.
+    """
+    command = [sys.executable, "-c", "from crm_api.cli import app; app()", "worker", "--no-migrate"]
+    env = _environment(
+        {
+            "CRM_DATABASE_URL": database_url,
+            "CRM_ENVIRONMENT": "test",
+            "CRM_LOG_LEVEL": "INFO",
+            "CRM_WORKER_CONCURRENCY": str(concurrency),
+        }
+    )
+    with _started("crm-api-worker", command, env, workdir) as (process, log):
+        yield Worker(process, log)

@@ -1,6 +1,8 @@
 """One delivery attempt: sign, POST within time and size bounds, report what happened."""
 
 import asyncio
+import itertools
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from crm_api.webhooks.signing import signature_header
 from crm_api.webhooks.targets import TargetPolicy, TargetRefused
 
 RESPONSE_KEPT_BYTES = 1024
+CONNECTIONS_PER_POOL = 4
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
 
 
@@ -57,16 +60,26 @@ class Sender:
     ) -> None:
         self._policy = policy
         self._total_timeout = total_timeout
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            trust_env=False,  # no proxies or netrc from the environment
-            headers={"User-Agent": f"crm-api-webhooks/{__version__}"},
-        )
+        # Several small pools, used in turn: an httpx pool's bookkeeping walks all of its
+        # connections on every request, so one pool of 64 cost four times what 16 of 4 do.
+        self._clients = [
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
+                follow_redirects=False,
+                limits=httpx.Limits(
+                    max_connections=CONNECTIONS_PER_POOL,
+                    max_keepalive_connections=CONNECTIONS_PER_POOL,
+                ),
+                trust_env=False,  # no proxies or netrc from the environment
+                headers={"User-Agent": f"crm-api-webhooks/{__version__}"},
+            )
+            for _ in range(max(1, math.ceil(connections / CONNECTIONS_PER_POOL)))
+        ]
+        self._turn = itertools.cycle(self._clients)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def send(self, job: Job) -> Outcome:
         attempted_at = datetime.now(UTC)
@@ -76,10 +89,11 @@ class Sender:
             duration = round((time.perf_counter() - started) * 1000)
             return Outcome(job, attempted_at, duration, **fields)  # type: ignore[arg-type]
 
+        client = next(self._turn)
         try:
             async with asyncio.timeout(self._total_timeout):
-                request = await self._request(job)
-                response = await self._client.send(request, stream=True)
+                request = await self._request(client, job)
+                response = await client.send(request, stream=True)
                 try:
                     kept = await _read_start(response)
                 finally:
@@ -96,7 +110,7 @@ class Sender:
             retry_after=_retry_after(response) if response.status_code in (429, 503) else None,
         )
 
-    async def _request(self, job: Job) -> httpx.Request:
+    async def _request(self, client: httpx.AsyncClient, job: Job) -> httpx.Request:
         target = await self._policy.resolve(job.url)
         timestamp = int(time.time())
         message_id = str(job.delivery_id)
@@ -113,7 +127,7 @@ class Sender:
             headers["Host"] = url.netloc.decode()
             extensions["sni_hostname"] = target.host
             url = url.copy_with(host=str(target.address))
-        return self._client.build_request(
+        return client.build_request(
             "POST", url, content=job.body, headers=headers, extensions=extensions
         )
 
