@@ -17,12 +17,12 @@ import httpx
 import pytest
 
 from crm_api import migrate
+from crm_api import worker as background
 from crm_api.app import create_app
 from crm_api.config import Settings
 from crm_api.core import embedded_pg
 from crm_api.core.db import Database
 from crm_api.core.scopes import Scope
-from crm_api.webhooks.worker import DeliveryWorker
 from live import create_database, database_name, drop_database, issue_key, settings_for
 from webhook_receiver import Receiver, receiving
 
@@ -136,14 +136,14 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def start_worker(database_url: str) -> AsyncIterator[Callable[..., Any]]:
-    """Start in-process delivery workers (``**settings`` override the fast defaults)."""
+    """Start in-process workers (``**settings`` override the fast defaults)."""
     running: list[tuple[asyncio.Event, asyncio.Task[None], Database]] = []
 
     async def start(**overrides: Any) -> Settings:
         settings = settings_for(database_url, **(FAST | overrides))
         db = await Database.connect(database_url, min_size=1, max_size=4)
         stop = asyncio.Event()
-        task = asyncio.create_task(DeliveryWorker(db, settings).run(stop))
+        task = asyncio.create_task(background.run(db, settings, stop))
         running.append((stop, task, db))
         return settings
 

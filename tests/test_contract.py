@@ -52,6 +52,20 @@ schema = schemathesis.openapi.from_dict(
                 # Credentials come from the test (an admin key), not from the generator.
                 "with-security-parameters": False,
             },
+            "operations": [
+                {
+                    # Enumerating every coverage case of a recursive condition tree takes
+                    # minutes per operation; fuzzing still sends trees to these, and
+                    # tests/segments covers the condition language case by case.
+                    "include-operation-id": [
+                        "segments_create",
+                        "segments_update",
+                        "segments_preview",
+                        "customers_search",
+                    ],
+                    "phases": {"coverage": {"enabled": False}},
+                }
+            ],
         }
     ),
 )
@@ -65,6 +79,8 @@ KNOWN: dict[str, list[str]] = {
     "key_id": [],
     "endpoint_id": [],
     "delivery_id": [],
+    "run_id": [],
+    "segment_id": [],
 }
 
 
@@ -165,6 +181,33 @@ def _seed(base_url: str, key: str) -> None:
             delivery = http.post(f"/v1/webhook-endpoints/{endpoint.json()['id']}/test")
             assert delivery.status_code == 202, delivery.text
             KNOWN["delivery_id"].append(delivery.json()["id"])
+        run = http.post("/v1/scoring/runs", json={"scorer": "rfm"})  # stays queued: no worker
+        assert run.status_code == 202, run.text
+        KNOWN["run_id"].append(run.json()["id"])
+        for n, condition in enumerate(SEED_CONDITIONS):
+            segment = http.post("/v1/segments", json={"name": f"seed {n}", "condition": condition})
+            assert segment.status_code == 201, segment.text
+            KNOWN["segment_id"].append(segment.json()["id"])
+            assert http.post(f"/v1/segments/{segment.json()['id']}/refresh").status_code == 200
+        static = http.post("/v1/segments", json={"name": "seed static", "kind": "static"})
+        assert static.status_code == 201, static.text
+        KNOWN["segment_id"].append(static.json()["id"])
+        members = {"customer_ids": KNOWN["customer_id"][:5]}
+        added = http.post(f"/v1/segments/{static.json()['id']}/members", json=members)
+        assert added.status_code == 200, added.text
+
+
+# Rule segments over several kinds of condition (their refreshes run every kind of SQL).
+SEED_CONDITIONS: list[dict[str, Any]] = [
+    {"field": "tags", "op": "contains", "value": "vip"},
+    {
+        "all": [
+            {"interactions": {"type": "purchase", "days": 30}},
+            {"not": {"field": "email", "op": "exists"}},
+        ]
+    },
+    {"score": {"scorer": "rfm", "field": "label", "op": "eq", "value": "At Risk"}},
+]
 
 
 def problem_details(ctx: Any, response: Any, case: Any) -> bool | None:
@@ -233,6 +276,14 @@ POST_BODIES: dict[str, tuple[str, bytes]] = {
     "api_keys_rotate": ("application/json", b'{"grace_period_seconds": 0}'),
     "webhook_endpoints_create": ("application/json", b'{"url": "http://127.0.0.1:9/x"}'),
     "webhook_endpoints_replay": ("application/json", b'{"since": "2026-01-01T00:00:00Z"}'),
+    "scoring_start": ("application/json", b'{"scorer": "rfm"}'),
+    "segments_create": ("application/json", b'{"name": "x", "kind": "static"}'),
+    "segments_preview": ("application/json", b'{"condition": {"field": "kind", "op": "exists"}}'),
+    "customers_search": ("application/json", b'{"condition": {"field": "kind", "op": "exists"}}'),
+    "segment_members_add": (
+        "application/json",
+        b'{"customer_ids": ["01a20000-0000-7000-8000-000000000000"]}',
+    ),
 }
 
 

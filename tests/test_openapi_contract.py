@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from crm_api.core.scopes import Scope
+from crm_api.events.schemas import EventType
 from crm_api.graphql.schema import schema as graphql_schema
 from live import openapi_document
 
@@ -91,3 +92,13 @@ def test_every_v1_operation_requires_a_scoped_key(method: str, path: str, operat
 def test_the_operational_endpoints_need_no_key() -> None:
     for path in ("/healthz", "/readyz"):
         assert "security" not in SPEC["paths"][path]["get"], path
+
+
+def test_every_event_type_documents_its_webhook_payload() -> None:
+    documented = SPEC["webhooks"]
+    assert set(documented) == {str(t) for t in EventType}
+    for event_type, item in documented.items():
+        body = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+        message = SPEC["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+        assert set(message["required"]) == {"type", "timestamp", "data"}, event_type
+        assert "webhook-signature" in item["post"]["description"]

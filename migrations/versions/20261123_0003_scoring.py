@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("config", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("observation_end", sa.DateTime(timezone=True), nullable=False),
         sa.Column("time_unit", sa.Text(), nullable=False),
+        sa.Column("currency", sa.CHAR(3), nullable=True),
         sa.Column("status", sa.Text(), server_default="queued", nullable=False),
         sa.Column("progress", sa.Float(), server_default="0", nullable=False),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),

@@ -23,6 +23,10 @@ from crm_api.customers.router import router as customers_router
 from crm_api.events.router import router as events_router
 from crm_api.graphql.schema import graphql_router
 from crm_api.interactions.router import router as interactions_router
+from crm_api.scoring.router import router as scoring_router
+from crm_api.segments.router import customers_router as segment_customers_router
+from crm_api.segments.router import members_router as segment_members_router
+from crm_api.segments.router import router as segments_router
 from crm_api.webhooks import catalog as webhook_catalog
 from crm_api.webhooks.router import deliveries_router as webhook_deliveries_router
 from crm_api.webhooks.router import router as webhook_endpoints_router
@@ -99,6 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys_router,
         webhook_endpoints_router,
         webhook_deliveries_router,
+        scoring_router,
+        segments_router,
+        segment_members_router,
+        segment_customers_router,
     ):
         # The routers' routes carry their prefixes, tags and responses already; adding
         # them to the app's own router skips a nested match per request (~10% of a GET).

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="CIDR ranges exempt from that refusal (development and tests).",
     )
+    churn_risk_threshold: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="Churn probability from which a customer counts as at risk.",
+    )
     worker_batch_size: int = Field(default=100, ge=1, le=1000)
     worker_concurrency: int = Field(
         default=64, ge=1, le=1000, description="Deliveries in flight at once per worker."

@@ -7,6 +7,7 @@ from crm_api.customers.models import customers
 from crm_api.events.models import events
 from crm_api.interactions.models import interaction_items, interactions
 from crm_api.scoring.models import customer_scores, scoring_runs
+from crm_api.segments.models import segment_members, segment_membership_history, segments
 from crm_api.webhooks.models import (
     webhook_attempts,
     webhook_deliveries,
@@ -24,6 +25,9 @@ __all__ = [
     "interactions",
     "metadata",
     "scoring_runs",
+    "segment_members",
+    "segment_membership_history",
+    "segments",
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",

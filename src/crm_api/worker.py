@@ -1,4 +1,4 @@
-"""The background worker: webhook deliveries and housekeeping, on the service's database.
+"""The background worker: webhook deliveries, scoring runs, segment refreshes, housekeeping.
 
 `crm-api worker` runs it as its own process (production: as many as needed, side by
 side); `crm-api serve` runs one inside the server when the database is the embedded one.
@@ -12,21 +12,56 @@ import signal
 from crm_api.config import Settings
 from crm_api.core import idempotency
 from crm_api.core.db import Database
+from crm_api.scoring import runner as scoring_runs
+from crm_api.scoring import service as scoring
+from crm_api.segments import service as segments
 from crm_api.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 600.0
+JOBS_POLL_SECONDS = 5.0  # a safety net; the API notifies when it queues a job
 
 
 async def run(db: Database, settings: Settings, stop: asyncio.Event) -> None:
     """Work until ``stop`` is set."""
-    housekeeping = asyncio.create_task(_housekeeping(db, stop))
+    helpers = [
+        asyncio.create_task(_housekeeping(db, stop)),
+        asyncio.create_task(_jobs(db, settings, stop)),
+    ]
     try:
         await DeliveryWorker(db, settings).run(stop)
     finally:
-        housekeeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await housekeeping
+        for task in helpers:
+            task.cancel()
+        for task in helpers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _jobs(db: Database, settings: Settings, stop: asyncio.Event) -> None:
+    """Queued scoring runs, one at a time, woken by the API's notification; then the
+    segments whose scheduled refresh is due (checked at least every few seconds)."""
+    wake = asyncio.Event()
+
+    def notified(*_: object) -> None:
+        wake.set()
+
+    listener = await db.pool.acquire()
+    await listener.add_listener(scoring.JOBS_CHANNEL, notified)
+    try:
+        while not stop.is_set():
+            wake.clear()
+            try:
+                while await scoring_runs.run_next(db, settings.churn_risk_threshold):
+                    pass
+                await segments.refresh_due(db)
+            except Exception as exc:  # the database may be away for a while
+                log.warning("background jobs failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), JOBS_POLL_SECONDS)
+    finally:
+        await listener.remove_listener(scoring.JOBS_CHANNEL, notified)
+        await db.pool.release(listener)
 
 
 async def _housekeeping(db: Database, stop: asyncio.Event) -> None:

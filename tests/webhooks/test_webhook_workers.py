@@ -10,9 +10,12 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
+from crm_api.app import create_app
+from live import serve, settings_for
 from webhook_receiver import Answer
 
 CRM_API = str(Path(sys.executable).parent / "crm-api")
@@ -107,3 +110,20 @@ async def test_two_workers_share_the_queue_and_never_send_a_delivery_twice(
     assert len({r.id for r in received}) == 120
     assert receiver.overlaps == []
     assert all(process.poll() is None for process in workers)
+
+
+async def test_the_server_runs_a_worker_itself_when_asked(database_url, admin_key, receiver):
+    """The zero-config case (`make run` with the embedded database): one process does all."""
+    settings = settings_for(database_url, worker_in_process=True)
+    with serve(create_app(settings)) as base_url:
+        async with httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"}
+        ) as http:
+            endpoint = await http.post(
+                "/v1/webhook-endpoints",
+                json={"url": receiver.url, "event_types": ["customer.created"]},
+            )
+            assert endpoint.status_code == 201, endpoint.text
+            customer = await http.post("/v1/customers", json={"first_name": "Solo"})
+            [got] = await receiver.wait_for(1)
+    assert got.json["data"]["id"] == customer.json()["id"]

@@ -7,6 +7,7 @@ while rows are inserted concurrently, and costs the same on page 1 and page 1,00
 
 import base64
 import binascii
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -60,10 +61,17 @@ def _bigint(value: int) -> int:
     return value
 
 
+def _finite(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return float(value)
+
+
 _DECODERS: dict[type, Callable[[Any], Any]] = {
     datetime: _aware,
     uuid.UUID: uuid.UUID,
     int: _bigint,
+    float: _finite,
 }
 
 

@@ -14,12 +14,27 @@ from crm_api.core.errors import ValidationFailed
 from crm_api.core.scopes import Scope
 from crm_api.customers import schemas, service
 from crm_api.graphql.context import Info
-from crm_api.graphql.convert import from_model, graphql_path, parse_id, plain, validated
+from crm_api.graphql.convert import (
+    expected_versions,
+    from_model,
+    graphql_path,
+    parse_id,
+    plain,
+    validated,
+)
 from crm_api.graphql.errors import or_none
 from crm_api.graphql.pagination import after_argument, connection, page_size
 from crm_api.graphql.permissions import needs
 from crm_api.graphql.scalars import MinorUnits
 from crm_api.interactions.graphql import Interaction, timeline
+from crm_api.scoring.graphql import (
+    ChurnRisk,
+    CustomerScore,
+    LifetimeValue,
+    churn_of,
+    clv_of,
+    scores_of,
+)
 
 strawberry.enum(schemas.CustomerKind, name="CustomerKind")
 strawberry.enum(schemas.Gender, name="Gender")
@@ -95,6 +110,27 @@ class Customer:
         self, info: Info, first: int = 20, after: str | None = None
     ) -> relay.Connection[Interaction] | None:
         return await timeline(info, uuid.UUID(self.id), first=first, after=after)
+
+    @strawberry.field(
+        extensions=needs(Scope.SCORING_READ),
+        description="The latest score from every scorer that scored this customer.",
+    )
+    async def scores(self, info: Info) -> list[CustomerScore]:
+        return await scores_of(info, uuid.UUID(self.id))
+
+    @strawberry.field(
+        extensions=needs(Scope.SCORING_READ),
+        description="Churn probability from the latest churn run; null before one.",
+    )
+    async def churn(self, info: Info) -> ChurnRisk | None:
+        return await churn_of(info, uuid.UUID(self.id))
+
+    @strawberry.field(
+        extensions=needs(Scope.SCORING_READ),
+        description="Lifetime value from the latest CLV run; null before one.",
+    )
+    async def clv(self, info: Info) -> LifetimeValue | None:
+        return await clv_of(info, uuid.UUID(self.id))
 
     @classmethod
     def of(cls, model: schemas.Customer) -> "Customer":
@@ -288,7 +324,7 @@ class CustomerMutations:
     ) -> Customer:
         customer_id = parse_id(id)
         patch = validated(schemas.CustomerUpdate, _customer_data(input))
-        expected = None if if_match_version is None else frozenset({if_match_version})
+        expected = expected_versions(if_match_version)
         async with info.context.db.transaction() as conn:
             updated = await service.update_customer(
                 conn, info.context.principal, customer_id, patch, expected=expected

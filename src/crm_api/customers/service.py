@@ -344,8 +344,43 @@ async def list_customers(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Customer], str | None]:
+    return await _page(conn, principal, _filtered(principal, filters), sort, cursor, limit)
+
+
+def matching(where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """SQL: the ids of live customers for whom ``where`` (over the customers table) holds."""
+    return sa.select(t.c.id).where(_live, where)
+
+
+async def list_matching(
+    conn: db.Queryable,
+    principal: Principal,
+    where: sa.ColumnElement[bool],
+    *,
+    sort: CustomerSort,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Customer], str | None]:
+    """A page of live customers for whom ``where`` holds, rendered as the list renders them."""
+    return await _page(conn, principal, sa.select(t).where(_live, where), sort, cursor, limit)
+
+
+async def count_matching(conn: db.Queryable, where: sa.ColumnElement[bool]) -> int:
+    return await db.fetchval(
+        conn, sa.select(sa.func.count()).select_from(matching(where).subquery())
+    )
+
+
+async def _page(
+    conn: db.Queryable,
+    principal: Principal,
+    query: sa.Select[Any],
+    sort: CustomerSort,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Customer], str | None]:
     keyset = _SORTS[sort]
-    rows = await db.fetch(conn, keyset.apply(_filtered(principal, filters), cursor, limit))
+    rows = await db.fetch(conn, keyset.apply(query, cursor, limit))
     column = sort.lstrip("-")
     page, next_cursor = keyset.cut(rows, limit, lambda r: (r[column], r["id"]))
     return [present(r, principal) for r in page], next_cursor

@@ -66,3 +66,8 @@ def from_model(cls: type[T], model: BaseModel, **overrides: Any) -> T:
         value = overrides[f.name] if f.name in overrides else getattr(model, f.name)
         values[f.name] = str(value) if isinstance(value, uuid.UUID) else value
     return cls(**values)
+
+
+def expected_versions(if_match_version: int | None) -> frozenset[int] | None:
+    """GraphQL's ``ifMatchVersion`` as the versions REST's ``If-Match`` would accept."""
+    return None if if_match_version is None else frozenset({if_match_version})

@@ -12,16 +12,24 @@ from crm_api.graphql.context import get_context
 from crm_api.graphql.errors import ProblemExtensions, log_unexpected
 from crm_api.graphql.scalars import SCALARS
 from crm_api.interactions.graphql import InteractionMutations, InteractionQueries
+from crm_api.scoring.graphql import ScoringMutations, ScoringQueries
+from crm_api.segments.graphql import SegmentMutations, SegmentQueries
 from crm_api.webhooks.graphql import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Query(CustomerQueries, InteractionQueries, WebhookQueries):
+class Query(CustomerQueries, InteractionQueries, WebhookQueries, ScoringQueries, SegmentQueries):
     pass
 
 
 @strawberry.type
-class Mutation(CustomerMutations, InteractionMutations, WebhookMutations):
+class Mutation(
+    CustomerMutations,
+    InteractionMutations,
+    WebhookMutations,
+    ScoringMutations,
+    SegmentMutations,
+):
     pass
 
 

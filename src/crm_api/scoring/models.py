@@ -15,6 +15,7 @@ scoring_runs = sa.Table(
     sa.Column("config", JSONB, nullable=False),
     sa.Column("observation_end", sa.DateTime(timezone=True), nullable=False),
     sa.Column("time_unit", sa.Text, nullable=False),
+    sa.Column("currency", sa.CHAR(3)),  # resolved when the run starts, if not given
     # queued -> running -> succeeded | failed; a worker that dies leaves its run to be
     # taken again once lease_until has passed.
     sa.Column("status", sa.Text, nullable=False, server_default="queued"),
@@ -30,9 +31,7 @@ scoring_runs = sa.Table(
     ),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
-    sa.CheckConstraint(
-        "status IN ('queued', 'running', 'succeeded', 'failed')", name="status"
-    ),
+    sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
 )
 sa.Index("ix_scoring_runs_created_at_id", scoring_runs.c.created_at, scoring_runs.c.id)
 sa.Index(

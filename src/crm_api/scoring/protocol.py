@@ -37,6 +37,12 @@ class Features:
     time from the first purchase day to ``observation_end``, ``monetary`` the mean spend of
     the repeat purchase days (0 without repeats). Customers without a purchase have
     frequency 0, recency 0 and T 0.
+
+    Precisely (these reproduce their published CDNOW summary for every customer): a
+    purchase day is a UTC calendar date with at least one purchase, its spend the sum of
+    that date's amounts (zero amounts included); purchases on ``observation_end``'s own
+    date count; ``recency`` and ``T`` are whole-day differences between those dates,
+    converted to the unit (weeks = days / 7), so they are multiples of 1/7 week.
     """
 
     customer_ids: np.ndarray  # of uuid.UUID

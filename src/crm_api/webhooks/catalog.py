@@ -9,6 +9,8 @@ from pydantic import BaseModel
 from crm_api.customers.schemas import Customer
 from crm_api.events.schemas import EventType
 from crm_api.interactions.schemas import Interaction
+from crm_api.scoring.schemas import ChurnRiskChanged, Run
+from crm_api.segments.schemas import MembershipChange
 from crm_api.webhooks.schemas import WebhookEndpoint, WebhookMessage
 
 
@@ -23,11 +25,15 @@ PAYLOADS: dict[EventType, type[BaseModel]] = {
     EventType.CUSTOMER_DELETED: Customer,
     EventType.CUSTOMER_ERASED: Customer,
     EventType.INTERACTION_CREATED: Interaction,
+    EventType.SEGMENT_ENTERED: MembershipChange,
+    EventType.SEGMENT_EXITED: MembershipChange,
     EventType.WEBHOOK_ENDPOINT_CREATED: WebhookEndpoint,
     EventType.WEBHOOK_ENDPOINT_UPDATED: WebhookEndpoint,
     EventType.WEBHOOK_ENDPOINT_DELETED: WebhookEndpoint,
     EventType.WEBHOOK_ENDPOINT_DISABLED: WebhookEndpoint,
     EventType.WEBHOOK_TEST: WebhookTest,
+    EventType.SCORING_RUN_COMPLETED: Run,
+    EventType.CUSTOMER_CHURN_RISK_CHANGED: ChurnRiskChanged,
 }
 
 DELIVERY_HEADERS = """

@@ -10,7 +10,7 @@ from strawberry import relay
 
 from crm_api.core.scopes import Scope
 from crm_api.graphql.context import Info
-from crm_api.graphql.convert import from_model, parse_id, plain, validated
+from crm_api.graphql.convert import expected_versions, from_model, parse_id, plain, validated
 from crm_api.graphql.errors import or_none
 from crm_api.graphql.pagination import after_argument, connection, page_size
 from crm_api.graphql.permissions import needs
@@ -168,10 +168,6 @@ class WebhookEndpointPatchInput:
     enabled: bool | None = strawberry.UNSET
 
 
-def _expected(if_match_version: int | None) -> frozenset[int] | None:
-    return None if if_match_version is None else frozenset({if_match_version})
-
-
 @strawberry.type
 class WebhookQueries:
     @strawberry.field(extensions=needs(Scope.WEBHOOKS_MANAGE), description="null if unknown.")
@@ -246,7 +242,7 @@ class WebhookMutations:
                 endpoint_id,
                 patch,
                 policy,
-                expected=_expected(if_match_version),
+                expected=expected_versions(if_match_version),
             )
         return WebhookEndpoint.of(updated)
 
@@ -259,7 +255,9 @@ class WebhookMutations:
     ) -> strawberry.ID:
         endpoint_id = parse_id(id)
         async with info.context.db.transaction() as conn:
-            await service.delete_endpoint(conn, endpoint_id, expected=_expected(if_match_version))
+            await service.delete_endpoint(
+                conn, endpoint_id, expected=expected_versions(if_match_version)
+            )
         return strawberry.ID(str(endpoint_id))
 
     @strawberry.mutation(
