@@ -244,3 +244,20 @@ async def test_unknown_segments_are_404s(api):
         ("DELETE", f"{missing}/members/{someone}", None),
     ]:
         assert_problem(await api.request(method, path, json=body), 404, "not-found")
+
+
+async def test_creating_changing_and_deleting_a_segment_are_events_without_personal_values(
+    api, create_segment
+):
+    segment = await create_segment(
+        name="Ada's", condition={"field": "email", "op": "starts_with", "value": "ada@"}
+    )
+    await api.patch(f"/v1/segments/{segment['id']}", json={"description": "Ada's addresses"})
+    assert (await api.delete(f"/v1/segments/{segment['id']}")).status_code == 204
+
+    types = ["segment.created", "segment.updated", "segment.deleted"]
+    found = await eventually_events(api, 3, type=types)
+    assert [e["type"] for e in found] == types
+    assert {e["data"]["id"] for e in found} == {segment["id"]}
+    assert found[1]["data"]["description"] == "Ada's addresses"
+    assert "ada@" not in str(found[0]["data"])  # a personal value: withheld from the feed

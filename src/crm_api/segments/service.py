@@ -209,6 +209,7 @@ async def create_segment(conn: Connection, principal: Principal, data: SegmentCr
     with _unique_name():
         row = await db.fetchrow(conn, statement)
     assert row is not None
+    await _emit(conn, EventType.SEGMENT_CREATED, row)
     return present(row, principal)
 
 
@@ -280,6 +281,7 @@ async def update_segment(
             .returning(s),
         )
     assert updated is not None
+    await _emit(conn, EventType.SEGMENT_UPDATED, updated)
     return present(updated, principal)
 
 
@@ -305,6 +307,17 @@ async def delete_segment(
     exited = sa.delete(m).where(m.c.segment_id == segment_id).returning(m.c.customer_id)
     await db.fetchval(conn, _change(row, exited=exited.cte("exited")))
     await db.fetchval(conn, sa.delete(s).where(s.c.id == segment_id))
+    await _emit(conn, EventType.SEGMENT_DELETED, row)
+
+
+# The events feed is read by keys without pii:read too: segments appear there as such a
+# key sees them (personal values in conditions withheld).
+_FEED_VIEW = Principal(key_id=uuid.UUID(int=0), name="events feed", scopes=frozenset())
+
+
+async def _emit(conn: Connection, event_type: EventType, row: db.Record) -> None:
+    data = present(row, _FEED_VIEW).model_dump(mode="json")
+    await events.record(conn, event_type, data, customer_id=None)
 
 
 # -- membership ----------------------------------------------------------------------

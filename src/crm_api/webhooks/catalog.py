@@ -10,7 +10,7 @@ from crm_api.customers.schemas import Customer
 from crm_api.events.schemas import EventType
 from crm_api.interactions.schemas import Interaction
 from crm_api.scoring.schemas import ChurnRiskChanged, Run
-from crm_api.segments.schemas import MembershipChange
+from crm_api.segments.schemas import MembershipChange, Segment
 from crm_api.webhooks.schemas import WebhookEndpoint, WebhookMessage
 
 
@@ -25,6 +25,9 @@ PAYLOADS: dict[EventType, type[BaseModel]] = {
     EventType.CUSTOMER_DELETED: Customer,
     EventType.CUSTOMER_ERASED: Customer,
     EventType.INTERACTION_CREATED: Interaction,
+    EventType.SEGMENT_CREATED: Segment,
+    EventType.SEGMENT_UPDATED: Segment,
+    EventType.SEGMENT_DELETED: Segment,
     EventType.SEGMENT_ENTERED: MembershipChange,
     EventType.SEGMENT_EXITED: MembershipChange,
     EventType.WEBHOOK_ENDPOINT_CREATED: WebhookEndpoint,
