@@ -27,3 +27,8 @@ _CUSTOMER_RESOURCE_EVENTS = frozenset(
 
 def is_customer_event(event_type: str) -> bool:
     return event_type in _CUSTOMER_RESOURCE_EVENTS
+
+
+def event_data(event_type: str, data: dict[str, Any], *, sees_pii: bool) -> dict[str, Any]:
+    """An event's payload as a reader with or without ``pii:read`` may see it."""
+    return redact_customer(data) if is_customer_event(event_type) and not sees_pii else data

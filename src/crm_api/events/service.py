@@ -12,7 +12,7 @@ from crm_api.core.auth import Principal
 from crm_api.core.db import Compiled, Connection
 from crm_api.core.ids import new_id
 from crm_api.core.pagination import Keyset
-from crm_api.core.pii import is_customer_event, redact_customer
+from crm_api.core.pii import event_data
 from crm_api.events.models import events
 from crm_api.events.schemas import Event
 
@@ -103,15 +103,12 @@ async def list_events(
 
 
 def _render(row: db.Record, principal: Principal) -> Event:
-    data = row["data"]
-    if is_customer_event(row["type"]) and not principal.sees_pii:
-        data = redact_customer(data)
     return Event(
         id=row["id"],
         type=row["type"],
         occurred_at=row["occurred_at"],
         customer_id=row["customer_id"],
-        data=data,
+        data=event_data(row["type"], row["data"], sees_pii=principal.sees_pii),
     )
 
 

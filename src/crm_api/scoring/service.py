@@ -14,7 +14,7 @@ from crm_api.core.db import Compiled, Connection, Queryable
 from crm_api.core.errors import FieldError, NotFound, ValidationFailed, field_errors
 from crm_api.core.ids import new_id
 from crm_api.core.pagination import Keyset
-from crm_api.customers.models import customers as c
+from crm_api.customers import service as customers
 from crm_api.scoring import registry
 from crm_api.scoring.models import customer_scores as s
 from crm_api.scoring.models import scoring_runs as r
@@ -121,7 +121,6 @@ async def list_runs(
 
 # -- reading scores -----------------------------------------------------------------
 
-_LIVE = sa.exists().where(c.c.id == sa.bindparam("customer_id"), c.c.deleted_at.is_(None))
 _LATEST_PER_SCORER = Compiled.of(
     sa.select(s, r.c.finished_at.label("scored_at"))
     .join(r, r.c.id == s.c.run_id)
@@ -129,7 +128,7 @@ _LATEST_PER_SCORER = Compiled.of(
     .order_by(s.c.scorer, r.c.finished_at.desc())
     .ext(distinct_on(s.c.scorer))
 )
-_IS_LIVE = Compiled.of(sa.select(_LIVE))
+_IS_LIVE = Compiled.of(sa.select(customers.is_live(sa.bindparam("customer_id"))))
 
 
 async def _require_customer(conn: Queryable, customer_id: uuid.UUID) -> None:
@@ -214,8 +213,11 @@ async def at_risk(
     query = (
         sa.select(s, r.c.finished_at.label("scored_at"))
         .join(r, r.c.id == s.c.run_id)
-        .join(c, sa.and_(c.c.id == s.c.customer_id, c.c.deleted_at.is_(None)))
-        .where(s.c.run_id == latest_run(ScorerKind.CHURN), s.c.score >= threshold)
+        .where(
+            s.c.run_id == latest_run(ScorerKind.CHURN),
+            s.c.score >= threshold,
+            customers.is_live(s.c.customer_id),
+        )
     )
     rows = await db.fetch(conn, AT_RISK.apply(query, cursor, limit))
     page, next_cursor = AT_RISK.cut(rows, limit, lambda row: (row["score"], row["customer_id"]))

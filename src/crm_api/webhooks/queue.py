@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from crm_api.core.db import Compiled, Connection, Queryable
 from crm_api.core.ids import new_id
 from crm_api.core.json import dumps
-from crm_api.core.pii import is_customer_event, redact_customer
+from crm_api.core.pii import event_data
 from crm_api.events.models import events as ev
 from crm_api.events.schemas import EventType
 from crm_api.events.service import SETTLED
@@ -178,9 +178,8 @@ async def claim(conn: Queryable, limit: int, lease: timedelta) -> list[Job]:
 
 
 def body(type_: str, occurred_at: datetime, data: dict[str, Any], *, receives_pii: bool) -> bytes:
-    if is_customer_event(type_) and not receives_pii:
-        data = redact_customer(data)
-    return dumps({"type": type_, "timestamp": occurred_at, "data": data})
+    visible = event_data(type_, data, sees_pii=receives_pii)
+    return dumps({"type": type_, "timestamp": occurred_at, "data": visible})
 
 
 # -- outcomes -----------------------------------------------------------------------
