@@ -139,8 +139,12 @@ async def test_a_test_event_goes_to_that_endpoint_alone(api, receiver, subscribe
     tested = await subscribe("*")
     bystander = await subscribe("*")
     await start_worker()
-    await asyncio.sleep(0.3)  # each hears of the other's creation first
-    before = len(receiver.received)
+    # Both hear of the endpoints' creation first; wait until those deliveries are over.
+    await receiver.wait_for(1)
+    before = -1
+    while before != len(receiver.received):
+        before = len(receiver.received)
+        await asyncio.sleep(0.3)
 
     response = await api.post(f"/v1/webhook-endpoints/{tested['id']}/test")
     assert response.status_code == 202, response.text
