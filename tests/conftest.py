@@ -125,6 +125,7 @@ FAST = {
     "webhook_retry_schedule_seconds": [0, 0.1, 0.1, 0.1, 0.1, 0.1],
     "webhook_retry_jitter": 0.0,
     "webhook_timeout_seconds": 2.0,
+    "schedule_seconds": 0.2,
 }
 
 

@@ -38,6 +38,16 @@ VALID_BODIES: dict[str, object] = {
     "interactions_import": f'{{"customer_id": "{uuid.uuid4()}", "type": "visit"}}\n',
     "api_keys_create": {"name": "partner", "scopes": ["customers:read"]},
     "api_keys_rotate": {"grace_period_seconds": 60},
+    "lifecycle_stages_replace": {"stages": [{"name": "prospect"}]},
+    "lifecycle_rules_update": {"enabled": False},
+    "lifecycle_transitions_create": {"to": "active"},
+    "loyalty_programs_create": {"name": "x", "currency": "EUR", "points_per_unit": 1},
+    "loyalty_rewards_create": {"name": "x", "cost": 1},
+    "loyalty_accounts_enrol": {"customer_id": str(uuid.uuid4()), "program_id": str(uuid.uuid4())},
+    "loyalty_accounts_earn": {"points": 1},
+    "loyalty_accounts_redeem": {"points": 1},
+    "loyalty_accounts_adjust": {"points": 1, "reason": "x"},
+    "loyalty_entries_reverse": {"reason": "x"},
 }
 
 

@@ -81,6 +81,11 @@ KNOWN: dict[str, list[str]] = {
     "delivery_id": [],
     "run_id": [],
     "segment_id": [],
+    "transition_id": [],
+    "program_id": [],
+    "reward_id": [],
+    "account_id": [],
+    "entry_id": [],
 }
 
 
@@ -170,6 +175,12 @@ def _seed(base_url: str, key: str) -> None:
             )
             assert interaction.status_code == 201, interaction.text
             KNOWN["interaction_id"].append(interaction.json()["id"])
+            moved = http.post(
+                f"/v1/customers/{customer.json()['id']}/lifecycle/transitions",
+                json={"to": "onboarding", "reason": "seed"},
+            )
+            assert moved.status_code == 201, moved.text
+            KNOWN["transition_id"].append(moved.json()["id"])
         for n in range(3):
             api_key = http.post("/v1/api-keys", json={"name": f"seed {n}", "scopes": ["pii:read"]})
             assert api_key.status_code == 201, api_key.text
@@ -195,6 +206,40 @@ def _seed(base_url: str, key: str) -> None:
         members = {"customer_ids": KNOWN["customer_id"][:5]}
         added = http.post(f"/v1/segments/{static.json()['id']}/members", json=members)
         assert added.status_code == 200, added.text
+        _seed_loyalty(http)
+
+
+def _seed_loyalty(http: httpx.Client) -> None:
+    """A programme with a reward, accounts with entries of each kind, and one without."""
+    rich = {"auto_earn": True, "expiry_days": 365, "tiers": [{"name": "Gold", "threshold": 100}]}
+    for n, fields in enumerate((rich, {})):
+        program = http.post(
+            "/v1/loyalty/programs",
+            json={"name": f"seed {n}", "currency": "EUR", "points_per_unit": 1, **fields},
+        )
+        assert program.status_code == 201, program.text
+        KNOWN["program_id"].append(program.json()["id"])
+    base = f"/v1/loyalty/programs/{KNOWN['program_id'][0]}"
+    reward = http.post(f"{base}/rewards", json={"name": "Mug", "cost": 5, "stock": 1000})
+    assert reward.status_code == 201, reward.text
+    KNOWN["reward_id"].append(reward.json()["id"])
+    for customer_id in KNOWN["customer_id"][:3]:
+        enrolled = http.post(
+            "/v1/loyalty/accounts",
+            json={"customer_id": customer_id, "program_id": KNOWN["program_id"][0]},
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        account = f"/v1/loyalty/accounts/{enrolled.json()['id']}"
+        KNOWN["account_id"].append(enrolled.json()["id"])
+        writes = [
+            ("earn", {"points": 500}),
+            ("redeem", {"reward_id": reward.json()["id"]}),
+            ("adjust", {"points": 5, "reason": "seed"}),
+        ]
+        for action, body in writes:
+            entry = http.post(f"{account}/{action}", json=body)
+            assert entry.status_code == 201, entry.text
+            KNOWN["entry_id"].append(entry.json()["id"])
 
 
 # Rule segments over several kinds of condition (their refreshes run every kind of SQL).
@@ -280,6 +325,21 @@ POST_BODIES: dict[str, tuple[str, bytes]] = {
     "segments_create": ("application/json", b'{"name": "x", "kind": "static"}'),
     "segments_preview": ("application/json", b'{"condition": {"field": "kind", "op": "exists"}}'),
     "customers_search": ("application/json", b'{"condition": {"field": "kind", "op": "exists"}}'),
+    "lifecycle_transitions_create": ("application/json", b'{"to": "active"}'),
+    "loyalty_programs_create": (
+        "application/json",
+        b'{"name": "x", "currency": "EUR", "points_per_unit": 1}',
+    ),
+    "loyalty_rewards_create": ("application/json", b'{"name": "x", "cost": 1}'),
+    "loyalty_accounts_enrol": (
+        "application/json",
+        b'{"customer_id": "01a20000-0000-7000-8000-000000000000",'
+        b' "program_id": "01a20000-0000-7000-8000-000000000000"}',
+    ),
+    "loyalty_accounts_earn": ("application/json", b'{"points": 1}'),
+    "loyalty_accounts_redeem": ("application/json", b'{"points": 1}'),
+    "loyalty_accounts_adjust": ("application/json", b'{"points": 1, "reason": "x"}'),
+    "loyalty_entries_reverse": ("application/json", b'{"reason": "x"}'),
     "segment_members_add": (
         "application/json",
         b'{"customer_ids": ["01a20000-0000-7000-8000-000000000000"]}',

@@ -23,6 +23,14 @@ from crm_api.customers.router import router as customers_router
 from crm_api.events.router import router as events_router
 from crm_api.graphql.schema import graphql_router
 from crm_api.interactions.router import router as interactions_router
+from crm_api.lifecycle.router import customers_router as lifecycle_customers_router
+from crm_api.lifecycle.router import rules_router as lifecycle_rules_router
+from crm_api.lifecycle.router import stages_router as lifecycle_stages_router
+from crm_api.lifecycle.router import transitions_router as lifecycle_transitions_router
+from crm_api.loyalty.router import accounts_router as loyalty_accounts_router
+from crm_api.loyalty.router import entries_router as loyalty_entries_router
+from crm_api.loyalty.router import programs_router as loyalty_programs_router
+from crm_api.loyalty.router import rewards_router as loyalty_rewards_router
 from crm_api.scoring.router import router as scoring_router
 from crm_api.segments.router import customers_router as segment_customers_router
 from crm_api.segments.router import members_router as segment_members_router
@@ -107,6 +115,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         segments_router,
         segment_members_router,
         segment_customers_router,
+        lifecycle_stages_router,
+        lifecycle_rules_router,
+        lifecycle_transitions_router,
+        lifecycle_customers_router,
+        loyalty_programs_router,
+        loyalty_rewards_router,
+        loyalty_accounts_router,
+        loyalty_entries_router,
     ):
         # The routers' routes carry their prefixes, tags and responses already; adding
         # them to the app's own router skips a nested match per request (~10% of a GET).

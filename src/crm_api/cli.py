@@ -26,10 +26,13 @@ from crm_api.core.db import Database
 from crm_api.core.errors import NotFound
 from crm_api.core.scopes import Scope
 from crm_api.graphql.schema import schema
+from crm_api.loyalty import jobs as loyalty_jobs
 
 app = typer.Typer(help="crm-api: a headless CRM over REST and GraphQL.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+loyalty_app = typer.Typer(help="Loyalty jobs on demand.", no_args_is_help=True)
+app.add_typer(loyalty_app, name="loyalty")
 T = TypeVar("T")
 _keep_alive: list[Any] = []  # the embedded server runs while the CLI process holds it
 
@@ -191,6 +194,33 @@ def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id."
         typer.echo(exc.detail, err=True)
         raise typer.Exit(1) from None
     typer.echo(f"revoked {key_id}")
+
+
+def _run_job(job: Callable[[Database, Settings], Awaitable[int]]) -> int:
+    """Run one of the worker's scheduled jobs now; answers how many rows it changed."""
+    settings = _settings()
+    url = _database_url(settings)
+
+    async def run() -> int:
+        db = await Database.connect(url, min_size=1, max_size=2)
+        try:
+            return await job(db, settings)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+@loyalty_app.command("expire")
+def loyalty_expire() -> None:
+    """Expire every lot of points past its expiry now (the worker does so on its schedule)."""
+    typer.echo(f"expired points in {_run_job(loyalty_jobs.expire_due)} account(s)")
+
+
+@loyalty_app.command("retier")
+def loyalty_retier() -> None:
+    """Re-evaluate the tiers of accounts due a review now (the worker does so on its schedule)."""
+    typer.echo(f"changed the tier of {_run_job(loyalty_jobs.retier_due)} account(s)")
 
 
 @app.command("export-openapi")

@@ -75,6 +75,15 @@ class Settings(BaseSettings):
         le=1,
         description="Churn probability from which a customer counts as at risk.",
     )
+    schedule_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "How often the worker runs its periodic jobs: loyalty expiry and re-tiering, "
+            "automatic lifecycle transitions."
+        ),
+    )
     worker_batch_size: int = Field(default=100, ge=1, le=1000)
     worker_concurrency: int = Field(
         default=64, ge=1, le=1000, description="Deliveries in flight at once per worker."

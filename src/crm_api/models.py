@@ -6,6 +6,21 @@ from crm_api.core.idempotency import idempotency_keys
 from crm_api.customers.models import customers
 from crm_api.events.models import events
 from crm_api.interactions.models import interaction_items, interactions
+from crm_api.lifecycle.models import (
+    lifecycle_edges,
+    lifecycle_graph,
+    lifecycle_rules,
+    lifecycle_stages,
+    lifecycle_transitions,
+)
+from crm_api.loyalty.models import (
+    loyalty_accounts,
+    loyalty_entries,
+    loyalty_lot_uses,
+    loyalty_lots,
+    loyalty_programs,
+    loyalty_rewards,
+)
 from crm_api.scoring.models import customer_scores, scoring_runs
 from crm_api.segments.models import segment_members, segment_membership_history, segments
 from crm_api.webhooks.models import (
@@ -23,6 +38,17 @@ __all__ = [
     "idempotency_keys",
     "interaction_items",
     "interactions",
+    "lifecycle_edges",
+    "lifecycle_graph",
+    "lifecycle_rules",
+    "lifecycle_stages",
+    "lifecycle_transitions",
+    "loyalty_accounts",
+    "loyalty_entries",
+    "loyalty_lot_uses",
+    "loyalty_lots",
+    "loyalty_programs",
+    "loyalty_rewards",
     "metadata",
     "scoring_runs",
     "segment_members",

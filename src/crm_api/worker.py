@@ -1,4 +1,5 @@
-"""The background worker: webhook deliveries, scoring runs, segment refreshes, housekeeping.
+"""The background worker: webhook deliveries, scoring runs, segment refreshes, loyalty and
+lifecycle schedules, housekeeping.
 
 `crm-api worker` runs it as its own process (production: as many as needed, side by
 side); `crm-api serve` runs one inside the server when the database is the embedded one.
@@ -12,6 +13,8 @@ import signal
 from crm_api.config import Settings
 from crm_api.core import idempotency
 from crm_api.core.db import Database
+from crm_api.lifecycle import rules as lifecycle_rules
+from crm_api.loyalty import jobs as loyalty_jobs
 from crm_api.scoring import runner as scoring_runs
 from crm_api.scoring import service as scoring
 from crm_api.segments import service as segments
@@ -27,6 +30,7 @@ async def run(db: Database, settings: Settings, stop: asyncio.Event) -> None:
     helpers = [
         asyncio.create_task(_housekeeping(db, stop)),
         asyncio.create_task(_jobs(db, settings, stop)),
+        asyncio.create_task(_scheduled(db, settings, stop)),
     ]
     try:
         await DeliveryWorker(db, settings).run(stop)
@@ -62,6 +66,29 @@ async def _jobs(db: Database, settings: Settings, stop: asyncio.Event) -> None:
     finally:
         await listener.remove_listener(scoring.JOBS_CHANNEL, notified)
         await db.pool.release(listener)
+
+
+# Periodic jobs: each is idempotent, claims its rows with SKIP LOCKED and answers how many
+# it changed, so any number of workers may run them side by side.
+SCHEDULED = (
+    ("loyalty expiry", loyalty_jobs.expire_due),
+    ("loyalty re-tiering", loyalty_jobs.retier_due),
+    ("lifecycle rules", lifecycle_rules.apply_due),
+)
+
+
+async def _scheduled(db: Database, settings: Settings, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for name, job in SCHEDULED:
+            try:
+                changed = await job(db, settings)
+            except Exception as exc:  # logged and retried on the next round
+                log.warning("%s failed: %s", name, exc)
+                continue
+            if changed:
+                log.info("%s: %d changed", name, changed)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.schedule_seconds)
 
 
 async def _housekeeping(db: Database, stop: asyncio.Event) -> None:

@@ -10,7 +10,7 @@ from support import ago
 
 INTERACTION_FIELDS = """
     id customerId type externalId channel direction occurredAt recordedAt subject body campaign
-    metadata amount currency items { sku name category quantity unitPrice } nps csat
+    metadata amount currency items { sku name category quantity unitPrice } nps csat refundOf
 """
 RECORD = f"""mutation($input: InteractionInput!) {{
     recordInteraction(input: $input) {{ {INTERACTION_FIELDS} }}

@@ -56,11 +56,14 @@ class ProblemError(Exception):
         *,
         errors: Iterable[FieldError] | None = None,
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = list(errors) if errors is not None else None
         self.headers = dict(headers or {})
+        # RFC 9457 extension members: problem-specific facts a client can act on.
+        self.extensions = dict(extensions or {})
 
     @classmethod
     def for_field(cls, field: str, message: str, *, location: str = "body") -> "ProblemError":
@@ -122,6 +125,7 @@ def problem_response(
     detail: str,
     errors: list[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> Response:
     body = Problem(
         type=PROBLEM_BASE + slug,
@@ -135,7 +139,7 @@ def problem_response(
         errors=errors,
     )
     return Response(
-        dumps(body.model_dump(exclude_none=True)),
+        dumps({**(extensions or {}), **body.model_dump(exclude_none=True)}),
         status_code=status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,
@@ -166,6 +170,7 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
         detail=exc.detail,
         errors=exc.errors,
         headers=exc.headers,
+        extensions=exc.extensions,
     )
 
 

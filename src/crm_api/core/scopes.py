@@ -16,6 +16,10 @@ class Scope(StrEnum):
     SEGMENTS_WRITE = "segments:write"
     SCORING_READ = "scoring:read"
     SCORING_WRITE = "scoring:write"
+    LOYALTY_READ = "loyalty:read"
+    LOYALTY_WRITE = "loyalty:write"
+    LIFECYCLE_READ = "lifecycle:read"
+    LIFECYCLE_WRITE = "lifecycle:write"
 
 
 def expand(scopes: set[str] | frozenset[str]) -> frozenset[str]:

@@ -27,6 +27,7 @@ from crm_api.graphql.pagination import after_argument, connection, page_size
 from crm_api.graphql.permissions import needs
 from crm_api.graphql.scalars import MinorUnits
 from crm_api.interactions.graphql import Interaction, timeline
+from crm_api.lifecycle.graphql import CustomerLifecycle, lifecycle_of
 from crm_api.scoring.graphql import (
     ChurnRisk,
     CustomerScore,
@@ -131,6 +132,14 @@ class Customer:
     )
     async def clv(self, info: Info) -> LifetimeValue | None:
         return await clv_of(info, uuid.UUID(self.id))
+
+    @strawberry.field(
+        extensions=needs(Scope.LIFECYCLE_READ),
+        description="The lifecycle stage, since when, where the customer may move, and the "
+        "transitions so far.",
+    )
+    async def lifecycle(self, info: Info) -> CustomerLifecycle | None:
+        return await lifecycle_of(info, uuid.UUID(self.id))
 
     @classmethod
     def of(cls, model: schemas.Customer) -> "Customer":

@@ -5,7 +5,7 @@ raises domain errors, and never commits: the edge does.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -403,4 +403,105 @@ async def live_ids(conn: Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
 
 _LIVE_IDS = Compiled.of(
     sa.select(t.c.id).where(t.c.id == sa.any_(sa.bindparam("ids", type_=sa.ARRAY(sa.Uuid))), _live)
+)
+
+
+# -- lifecycle stage changes (the lifecycle domain decides; the rows are ours) -------------
+
+# FOR NO KEY UPDATE: it serialises stage changes of a customer without waiting for the
+# foreign-key locks that concurrent interaction inserts hold on the same row.
+_LOCK_STAGE = Compiled.of(
+    sa.select(t.c.id, t.c.lifecycle_stage, t.c.version)
+    .where(t.c.id == sa.bindparam("id"), _live, t.c.erased_at.is_(None))
+    .with_for_update(key_share=True)
+)
+
+
+async def lock_for_stage_change(conn: Connection, customer_id: uuid.UUID) -> db.Record:
+    """The stage and version of a live, unerased customer, locked until the transaction
+    ends so that stage changes of one customer happen one after the other."""
+    row = await _LOCK_STAGE.fetchrow(conn, id=customer_id)
+    if row is None:
+        raise NotFound(f"No customer with id {customer_id}.")
+    return row
+
+
+def claim_for_stage_change(
+    where: Callable[[sa.ColumnElement[Any], sa.ColumnElement[Any]], sa.ColumnElement[bool]],
+    *,
+    limit: sa.ColumnElement[int],
+    skip_locked: bool,
+) -> sa.Select[Any]:
+    """SQL: ``id`` and ``lifecycle_stage`` of up to ``limit`` live, unerased customers for
+    whom ``where(id, stage)`` holds, locked as ``lock_for_stage_change`` locks one
+    (``skip_locked``: those another transaction holds are left for a later batch)."""
+    return (
+        sa.select(t.c.id, t.c.lifecycle_stage)
+        .where(_live, t.c.erased_at.is_(None), where(t.c.id, t.c.lifecycle_stage))
+        .limit(limit)
+        .with_for_update(key_share=True, skip_locked=skip_locked)
+    )
+
+
+def set_stages(moves: sa.CTE, to_stage: sa.ColumnElement[str]) -> sa.Update:
+    """SQL: move the customers ``moves`` names (its ``id`` and current ``lifecycle_stage``)
+    to ``to_stage``, changing their version and ``updated_at`` (so their ETag); returns
+    ``id``, ``from_stage`` and ``to_stage``."""
+    return (
+        sa.update(t)
+        .where(t.c.id == moves.c.id)
+        .values(lifecycle_stage=to_stage, version=t.c.version + 1, updated_at=sa.func.now())
+        .returning(
+            t.c.id,
+            moves.c.lifecycle_stage.label("from_stage"),
+            t.c.lifecycle_stage.label("to_stage"),
+        )
+    )
+
+
+_STAGE_ROW = Compiled.of(
+    sa.select(t.c.id, t.c.lifecycle_stage, t.c.created_at).where(
+        t.c.id == sa.bindparam("id"), _live
+    )
+)
+
+
+async def stage_row(conn: db.Queryable, customer_id: uuid.UUID) -> db.Record | None:
+    """A live customer's ``lifecycle_stage`` and ``created_at``; None if there is none."""
+    return await _STAGE_ROW.fetchrow(conn, id=customer_id)
+
+
+def stage_of(customer_id: sa.ColumnElement[Any]) -> sa.ScalarSelect[str]:
+    """SQL: the lifecycle stage of the customer ``customer_id`` (a value or column)."""
+    return sa.select(t.c.lifecycle_stage).where(t.c.id == customer_id).scalar_subquery()
+
+
+async def count_by_stage(conn: Connection, outside: list[str]) -> dict[str, int]:
+    """How many customers, live or deleted, are in each stage not among ``outside``."""
+    rows = await _COUNT_BY_STAGE.fetch(conn, outside=outside)
+    return {r["lifecycle_stage"]: r["customers"] for r in rows}
+
+
+_COUNT_BY_STAGE = Compiled.of(
+    sa.select(t.c.lifecycle_stage, sa.func.count().label("customers"))
+    .where(t.c.lifecycle_stage != sa.all_(sa.bindparam("outside", type_=sa.ARRAY(sa.Text))))
+    .group_by(t.c.lifecycle_stage)
+    .order_by(t.c.lifecycle_stage)
+)
+
+
+async def set_stage(conn: Connection, customer_id: uuid.UUID, stage: str) -> int:
+    """Move a customer locked by ``lock_for_stage_change`` to ``stage``; their new version."""
+    return await _SET_STAGE.fetchval(conn, id=customer_id, stage=stage)
+
+
+_SET_STAGE = Compiled.of(
+    sa.update(t)
+    .where(t.c.id == sa.bindparam("id"))
+    .values(
+        lifecycle_stage=sa.bindparam("stage", type_=sa.Text),
+        version=t.c.version + 1,
+        updated_at=sa.func.now(),
+    )
+    .returning(t.c.version)
 )

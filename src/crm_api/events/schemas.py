@@ -26,6 +26,14 @@ class EventType(StrEnum):
     SEGMENT_EXITED = "segment.exited"
     SCORING_RUN_COMPLETED = "scoring.run_completed"
     CUSTOMER_CHURN_RISK_CHANGED = "customer.churn_risk_changed"
+    LOYALTY_POINTS_EARNED = "loyalty.points_earned"
+    LOYALTY_POINTS_REDEEMED = "loyalty.points_redeemed"
+    LOYALTY_POINTS_EXPIRED = "loyalty.points_expired"
+    LOYALTY_POINTS_ADJUSTED = "loyalty.points_adjusted"
+    LOYALTY_POINTS_REVERSED = "loyalty.points_reversed"
+    LOYALTY_TIER_CHANGED = "loyalty.tier_changed"
+    LOYALTY_REWARD_REDEEMED = "loyalty.reward_redeemed"
+    LIFECYCLE_TRANSITIONED = "lifecycle.transitioned"
 
 
 class Event(BaseModel):

@@ -12,13 +12,24 @@ from crm_api.graphql.context import get_context
 from crm_api.graphql.errors import ProblemExtensions, log_unexpected
 from crm_api.graphql.scalars import SCALARS
 from crm_api.interactions.graphql import InteractionMutations, InteractionQueries
+from crm_api.lifecycle.graphql import LifecycleMutations, LifecycleQueries
+from crm_api.loyalty.graphql import SCALARS as LOYALTY_SCALARS
+from crm_api.loyalty.graphql import LoyaltyMutations, LoyaltyQueries
 from crm_api.scoring.graphql import ScoringMutations, ScoringQueries
 from crm_api.segments.graphql import SegmentMutations, SegmentQueries
 from crm_api.webhooks.graphql import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Query(CustomerQueries, InteractionQueries, WebhookQueries, ScoringQueries, SegmentQueries):
+class Query(
+    CustomerQueries,
+    InteractionQueries,
+    WebhookQueries,
+    ScoringQueries,
+    SegmentQueries,
+    LifecycleQueries,
+    LoyaltyQueries,
+):
     pass
 
 
@@ -29,6 +40,8 @@ class Mutation(
     WebhookMutations,
     ScoringMutations,
     SegmentMutations,
+    LifecycleMutations,
+    LoyaltyMutations,
 ):
     pass
 
@@ -43,7 +56,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     extensions=[ProblemExtensions],
-    config=StrawberryConfig(scalar_map=SCALARS),
+    config=StrawberryConfig(scalar_map=SCALARS | LOYALTY_SCALARS),
 )
 
 

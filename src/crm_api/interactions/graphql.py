@@ -50,6 +50,7 @@ class Interaction:
     items: list[LineItem]
     nps: int | None
     csat: int | None
+    refund_of: strawberry.ID | None = strawberry.field(description="Refunds: the purchase.")
 
     @classmethod
     def of(cls, model: schemas.Interaction) -> "Interaction":
@@ -86,6 +87,10 @@ class InteractionInput:
     items: list[LineItemInput] | None = strawberry.UNSET
     nps: int | None = strawberry.UNSET
     csat: int | None = strawberry.UNSET
+    refund_of: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Refunds: the id of the purchase refunded (same customer and currency).",
+    )
 
 
 def _cursor(interaction: schemas.Interaction) -> str:

@@ -60,10 +60,16 @@ async def _apply(
     conn: Connection, lines: Sequence[tuple[int, InteractionCreate]], report: ndjson.ImportReport
 ) -> None:
     live = await customers.live_ids(conn, list({data.customer_id for _, data in lines}))
+    purchases = await service.refunded_purchases(conn, [data for _, data in lines])
     rows, items = [], {}
     for number, data in lines:
         if data.customer_id not in live:
             report.fail(number, ("customer_id", f"no customer with id {data.customer_id}"))
+            continue
+        if data.refund_of is not None and (
+            problem := service.refund_problem(data, purchases.get(data.refund_of))
+        ):
+            report.fail(number, ("refund_of", problem))
             continue
         row = service.row_values(data, new_id())
         rows.append(row)

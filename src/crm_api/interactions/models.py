@@ -26,6 +26,8 @@ interactions = sa.Table(
     sa.Column("currency", sa.CHAR(3)),
     sa.Column("nps", sa.SmallInteger),
     sa.Column("csat", sa.SmallInteger),
+    # A refund's purchase (same customer), so loyalty can take back what it earned.
+    sa.Column("refund_of", sa.Uuid),
     sa.CheckConstraint("(amount IS NULL) = (currency IS NULL)", name="money"),
     sa.CheckConstraint("amount IS NULL OR amount >= 0", name="amount_non_negative"),
     sa.CheckConstraint("nps IS NULL OR nps BETWEEN 0 AND 10", name="nps_range"),
@@ -33,6 +35,7 @@ interactions = sa.Table(
     sa.CheckConstraint(
         "direction IS NULL OR direction IN ('inbound', 'outbound')", name="direction"
     ),
+    sa.CheckConstraint("refund_of IS NULL OR type = 'refund'", name="refund_of_refunds"),
 )
 # The timeline query: one customer's interactions, newest first.
 sa.Index(

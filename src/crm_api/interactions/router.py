@@ -52,6 +52,9 @@ async def interactions_create(body: InteractionCreate, uow: Writing) -> Response
 
     Interactions are immutable facts: there is no update or delete. An `external_id`
     already recorded for the customer is a 409, so retried syncs cannot duplicate facts.
+
+    A purchase earns points in every loyalty programme with auto-earn in its currency; a
+    refund naming its purchase in `refund_of` takes back the refunded share of them.
     """
     async with uow:
         interaction = await service.record_interaction(uow.conn, uow.principal, body)

@@ -84,6 +84,11 @@ class InteractionCreate(BaseModel):
         default=None, ge=0, le=10, description="Feedback: Net Promoter Score answer."
     )
     csat: int | None = Field(default=None, ge=1, le=5, description="Feedback: satisfaction rating.")
+    refund_of: uuid.UUID | None = Field(
+        default=None,
+        description="Refunds: the id of the purchase refunded (the same customer's, in the same "
+        "currency), so loyalty programmes take back the points it earned.",
+    )
 
     @model_validator(mode="after")
     def _fits_its_type(self) -> Self:
@@ -96,6 +101,8 @@ class InteractionCreate(BaseModel):
             self.nps is not None or self.csat is not None
         ):
             raise ValueError("only feedback carries nps and csat")
+        if self.type != InteractionType.REFUND and self.refund_of is not None:
+            raise ValueError("only refunds carry refund_of")
         return self
 
 
@@ -117,6 +124,7 @@ class Interaction(BaseModel):
     items: list[LineItem]
     nps: int | None
     csat: int | None
+    refund_of: uuid.UUID | None = Field(description="Refunds: the purchase refunded.")
 
 
 class InteractionFilters(BaseModel):

@@ -26,13 +26,16 @@ from crm_api.interactions.schemas import (
     Interaction,
     InteractionCreate,
     InteractionFilters,
+    InteractionType,
 )
+from crm_api.lifecycle import service as lifecycle
+from crm_api.loyalty import service as loyalty
 
 _PERSONAL_CONTENT = {"subject": None, "body": None, "metadata": {}}
 ITEM_COLUMNS = ("sku", "name", "category", "quantity", "unit_price")
 INSERTED_COLUMNS = (
     "customer_id", "id", "external_id", "type", "channel", "direction", "occurred_at",
-    "subject", "body", "campaign", "metadata", "amount", "currency", "nps", "csat",
+    "subject", "body", "campaign", "metadata", "amount", "currency", "nps", "csat", "refund_of",
 )  # fmt: skip
 
 
@@ -79,6 +82,11 @@ def _recording() -> Compiled:
 
 _RECORD = _recording()
 _GET = Compiled.of(sa.select(t).where(t.c.id == sa.bindparam("id")))
+_REFUNDED = Compiled.of(
+    sa.select(t.c.customer_id, t.c.id, t.c.type, t.c.currency).where(
+        t.c.id == sa.any_(sa.bindparam("ids", type_=sa.ARRAY(sa.Uuid)))
+    )
+)
 _ITEMS = Compiled.of(
     sa.select(items_t)
     .where(
@@ -115,9 +123,33 @@ def scrub_resource(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, **_PERSONAL_CONTENT}
 
 
+async def refunded_purchases(
+    conn: Connection, refunds: Sequence[InteractionCreate]
+) -> dict[uuid.UUID, db.Record]:
+    """The interactions these refunds name in ``refund_of``, by id."""
+    ids = list({data.refund_of for data in refunds if data.refund_of is not None})
+    return {r["id"]: r for r in await _REFUNDED.fetch(conn, ids=ids)} if ids else {}
+
+
+def refund_problem(data: InteractionCreate, purchase: db.Record | None) -> str | None:
+    """Why ``refund_of`` cannot name ``purchase`` (it must be a purchase of the same
+    customer, in the refund's currency), or None."""
+    if purchase is None or purchase["customer_id"] != data.customer_id:
+        return f"no purchase of customer {data.customer_id} has id {data.refund_of}"
+    if purchase["type"] != InteractionType.PURCHASE:
+        return f"interaction {data.refund_of} is a {purchase['type']}, not a purchase"
+    if purchase["currency"] != data.currency:
+        return f"the purchase was in {purchase['currency']}, not {data.currency}"
+    return None
+
+
 async def record_interaction(
     conn: Connection, principal: Principal, data: InteractionCreate
 ) -> Interaction:
+    if data.refund_of is not None:
+        purchases = await refunded_purchases(conn, [data])
+        if problem := refund_problem(data, purchases.get(data.refund_of)):
+            raise ValidationFailed.for_field("refund_of", problem)
     now = datetime.now(UTC)
     values = row_values(data, new_id())
     values.update(occurred_at=data.occurred_at or now, recorded_at=now)
@@ -138,7 +170,11 @@ async def record_interaction(
         ) from None
     if row is None:
         raise ValidationFailed.for_field("customer_id", f"no customer with id {data.customer_id}")
-    return Interaction.model_validate(created)
+    interaction = Interaction.model_validate(created)
+    # What a purchase or refund sets off, in the same transaction: points and stage moves.
+    await loyalty.on_interaction(conn, interaction)
+    await lifecycle.on_interaction(conn, interaction)
+    return interaction
 
 
 async def _with_items(conn: Connection, rows: Sequence[db.Record]) -> list[Interaction]:

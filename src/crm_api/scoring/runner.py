@@ -18,6 +18,7 @@ from crm_api.core.db import Compiled, Connection, Database
 from crm_api.core.json import dumps
 from crm_api.events import service as events
 from crm_api.events.schemas import EventType
+from crm_api.lifecycle import rules as lifecycle_rules
 from crm_api.scoring import features, registry, service
 from crm_api.scoring.models import customer_scores as s
 from crm_api.scoring.models import scoring_runs as r
@@ -125,6 +126,7 @@ async def _execute(conn: Connection, run: Any, churn_threshold: float) -> None:
         )
         if run["kind"] == ScorerKind.CHURN:
             await _churn_crossings(conn, run, churn_threshold)
+            await lifecycle_rules.after_churn_run(conn, churn_threshold)
 
 
 def _plain(value: Any) -> Any:

@@ -9,6 +9,8 @@ from pydantic import BaseModel
 from crm_api.customers.schemas import Customer
 from crm_api.events.schemas import EventType
 from crm_api.interactions.schemas import Interaction
+from crm_api.lifecycle.schemas import Transition
+from crm_api.loyalty.schemas import Entry, RewardRedemption, TierChange
 from crm_api.scoring.schemas import ChurnRiskChanged, Run
 from crm_api.segments.schemas import MembershipChange, Segment
 from crm_api.webhooks.schemas import WebhookEndpoint, WebhookMessage
@@ -37,6 +39,14 @@ PAYLOADS: dict[EventType, type[BaseModel]] = {
     EventType.WEBHOOK_TEST: WebhookTest,
     EventType.SCORING_RUN_COMPLETED: Run,
     EventType.CUSTOMER_CHURN_RISK_CHANGED: ChurnRiskChanged,
+    EventType.LIFECYCLE_TRANSITIONED: Transition,
+    EventType.LOYALTY_POINTS_EARNED: Entry,
+    EventType.LOYALTY_POINTS_REDEEMED: Entry,
+    EventType.LOYALTY_POINTS_EXPIRED: Entry,
+    EventType.LOYALTY_POINTS_ADJUSTED: Entry,
+    EventType.LOYALTY_POINTS_REVERSED: Entry,
+    EventType.LOYALTY_TIER_CHANGED: TierChange,
+    EventType.LOYALTY_REWARD_REDEEMED: RewardRedemption,
 }
 
 DELIVERY_HEADERS = """

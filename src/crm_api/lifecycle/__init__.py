@@ -1,0 +1,1 @@
+"""Lifecycle: a configurable stage machine and each customer's transitions through it."""

@@ -1,0 +1,1 @@
+"""Loyalty programmes: exact points ledgers, tiers and rewards."""
