@@ -132,3 +132,16 @@ async def test_an_erased_customer_cannot_be_changed_and_erasing_again_is_harmles
     assert again.status_code == 200
     assert again.json()["erased_at"] == first["erased_at"]
     assert len(await events_of(api, type="customer.erased")) == 1
+
+
+async def test_erasure_leaves_events_without_personal_data_as_they_were(api, new_customer):
+    customer = await new_customer(**PERSONAL)
+    moved = await api.post(
+        f"/v1/customers/{customer['id']}/lifecycle/transitions", json={"to": "onboarding"}
+    )
+    assert moved.status_code == 201, moved.text
+    before = await events_of(api, type="lifecycle.transitioned")
+
+    assert (await api.post(f"/v1/customers/{customer['id']}/erase")).status_code == 200
+
+    assert await events_of(api, type="lifecycle.transitioned") == before

@@ -42,7 +42,9 @@ def _scrub_customer(data: dict[str, Any]) -> dict[str, Any]:
 def _scrub_event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     if is_customer_event(event_type):
         return _scrub_customer(data)
-    return interactions.scrub_resource(data)
+    if event_type == EventType.INTERACTION_CREATED:
+        return interactions.scrub_resource(data)
+    return data
 
 
 async def erase_customer(
