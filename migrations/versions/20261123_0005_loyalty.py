@@ -345,8 +345,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_loyalty_lots_fifo",
         "loyalty_lots",
-        ["customer_id", "account_id", "earned_at"],
+        ["customer_id", "account_id", "earned_at", "entry_id"],
         unique=False,
+        postgresql_where=sa.text("remaining > 0"),
     )
 
     for statement in APPEND_ONLY:
@@ -356,7 +357,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TRIGGER loyalty_entries_append_only ON loyalty_entries")
     op.execute("DROP FUNCTION loyalty_entries_append_only()")
-    op.drop_index("ix_loyalty_lots_fifo", table_name="loyalty_lots")
+    op.drop_index(
+        "ix_loyalty_lots_fifo", table_name="loyalty_lots", postgresql_where=sa.text("remaining > 0")
+    )
     op.drop_index(
         "ix_loyalty_lots_due", table_name="loyalty_lots", postgresql_where=sa.text("remaining > 0")
     )

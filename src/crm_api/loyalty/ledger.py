@@ -9,7 +9,7 @@ events are then written by one compiled statement: one round trip per entry.
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
@@ -159,8 +159,13 @@ def locking(*where: sa.ColumnElement[bool], claim: int | None = None) -> Compile
     """Lock the accounts ``where`` selects, with their programme's rules; ``claim``: at
     most that many, skipping those other transactions hold (batch jobs)."""
     mine = sa.and_(L.c.customer_id == A.c.customer_id, L.c.account_id == A.c.id)
+    # "IS NOT NULL" spelled out: a prepared statement's generic plan cannot infer it from
+    # the comparison with a parameter, and without it scans every lot of the account.
     has_due = sa.exists().where(
-        mine, L.c.remaining > 0, L.c.expires_at <= sa.bindparam("now", type_=L.c.expires_at.type)
+        mine,
+        L.c.remaining > 0,
+        L.c.expires_at.is_not(None),
+        L.c.expires_at <= sa.bindparam("now", type_=L.c.expires_at.type),
     )
     replay = (
         sa.select(E.c.id)
@@ -168,6 +173,7 @@ def locking(*where: sa.ColumnElement[bool], claim: int | None = None) -> Compile
             E.c.customer_id == A.c.customer_id,
             E.c.account_id == A.c.id,
             E.c.actor_key_id == sa.bindparam("actor", type_=sa.Uuid),
+            E.c.idempotency_key.is_not(None),  # (see has_due) the partial unique index
             E.c.idempotency_key == sa.bindparam("key", type_=sa.Text),
         )
         .scalar_subquery()
@@ -248,34 +254,37 @@ async def qualifying(conn: Connection, account: Account, now: datetime) -> int:
     )
 
 
-def _spendable(now: sa.BindParameter[Any], first: sa.BindParameter[Any]) -> sa.Subquery:
-    """The account's lots that can be spent now, in the order they are spent: ``first``
-    (a reversed credit's own lot, even while locked) and then oldest first (FIFO)."""
-    order = (sa.func.coalesce(L.c.entry_id == first, False).desc(), L.c.earned_at, L.c.entry_id)
-    return (
-        sa.select(
-            L.c.entry_id,
-            L.c.remaining,
-            sa.func.sum(L.c.remaining).over(order_by=order).label("upto"),
-        )
-        .where(
-            L.c.customer_id == sa.bindparam("customer_id", type_=sa.Uuid),
-            L.c.account_id == sa.bindparam("account_id", type_=sa.Uuid),
-            L.c.remaining > 0,
-            sa.or_(L.c.expires_at.is_(None), L.c.expires_at > now),
-            sa.or_(L.c.available_at <= now, L.c.entry_id == first),
-        )
-        .subquery()
-    )
-
-
 _now = sa.bindparam("now", type_=L.c.expires_at.type)
-_lots = _spendable(_now, sa.bindparam("first", type_=sa.Uuid))
-_PLAN = Compiled.of(
-    sa.select(_lots.c.entry_id, _lots.c.remaining, _lots.c.upto)
-    .where(_lots.c.upto - _lots.c.remaining < sa.bindparam("points", type_=sa.BigInteger))
-    .order_by(_lots.c.upto)
+_mine = (
+    L.c.customer_id == sa.bindparam("customer_id", type_=sa.Uuid),
+    L.c.account_id == sa.bindparam("account_id", type_=sa.Uuid),
+    L.c.remaining > 0,
+    sa.or_(L.c.expires_at.is_(None), L.c.expires_at > _now),
 )
+# Spendable lots in the order they are spent (oldest first), a page after a position:
+# an index range scan that stops early, however many lots the account has collected.
+PAGE = 64
+_SPENDABLE = Compiled.of(
+    sa.select(L.c.entry_id, L.c.remaining, L.c.earned_at)
+    .where(
+        *_mine,
+        L.c.available_at <= _now,
+        sa.tuple_(L.c.earned_at, L.c.entry_id)
+        > sa.tuple_(
+            sa.bindparam("after_at", type_=L.c.earned_at.type),
+            sa.bindparam("after_id", type_=sa.Uuid),
+        ),
+    )
+    .order_by(L.c.earned_at, L.c.entry_id)
+    .limit(PAGE)
+)
+# A reversed credit's own lot, spent first even while it is still locked.
+_OWN_LOT = Compiled.of(
+    sa.select(L.c.entry_id, L.c.remaining).where(
+        *_mine, L.c.entry_id == sa.bindparam("first", type_=sa.Uuid)
+    )
+)
+_START = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
 _DUE = Compiled.of(
     sa.select(L.c.entry_id, L.c.remaining)
     .where(
@@ -298,22 +307,30 @@ async def plan(
     *,
     first: uuid.UUID | None = None,
 ) -> tuple[Takes, int]:
-    """Which lots a debit of ``points`` takes from, and how many points are spendable at
-    most (when fewer than ``points``, the takes cover only those)."""
-    rows = await _PLAN.fetch(
-        conn,
-        customer_id=account.customer_id,
-        account_id=account.id,
-        now=now,
-        first=first,
-        points=points,
-    )
-    spendable = int(rows[-1]["upto"]) if rows else 0
-    takes = [
-        (r["entry_id"], min(int(r["remaining"]), points - (int(r["upto"]) - int(r["remaining"]))))
-        for r in rows
-    ]
-    return takes, spendable
+    """Which lots a debit of ``points`` takes from, and how many points are spendable (at
+    least ``points`` when they suffice; all there are when they do not, and the takes
+    then cover only those)."""
+    mine = {"customer_id": account.customer_id, "account_id": account.id, "now": now}
+    takes: Takes = []
+    found = 0
+
+    def take(lot: uuid.UUID, remaining: int) -> None:
+        nonlocal found
+        if found < points:
+            takes.append((lot, min(remaining, points - found)))
+        found += remaining
+
+    if first is not None and (own := await _OWN_LOT.fetchrow(conn, first=first, **mine)):
+        take(own["entry_id"], int(own["remaining"]))
+    after_at, after_id = _START
+    while True:
+        rows = await _SPENDABLE.fetch(conn, after_at=after_at, after_id=after_id, **mine)
+        for row in rows:
+            if row["entry_id"] != first:
+                take(row["entry_id"], int(row["remaining"]))
+        if found >= points or len(rows) < PAGE:
+            return takes, found
+        after_at, after_id = rows[-1]["earned_at"], rows[-1]["entry_id"]
 
 
 ENTRY_COLUMNS = [c.name for c in E.columns]

@@ -221,11 +221,14 @@ sa.Index(
     loyalty_lots.c.expires_at,
     postgresql_where=loyalty_lots.c.remaining > 0,
 )
+# Spending order, over the lots with points left only: spent ones drop out of it.
 sa.Index(
     "ix_loyalty_lots_fifo",
     loyalty_lots.c.customer_id,
     loyalty_lots.c.account_id,
     loyalty_lots.c.earned_at,
+    loyalty_lots.c.entry_id,
+    postgresql_where=loyalty_lots.c.remaining > 0,
 )
 
 loyalty_lot_uses = sa.Table(
