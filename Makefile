@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test openapi bench bench-webhooks bench-scale lint clean
+.PHONY: run test openapi bench bench-webhooks bench-loyalty bench-scale lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ bench: $(STAMP)  ## Throughput and import benchmarks (ratios against a baseline 
 
 bench-webhooks: $(STAMP)  ## Webhook delivery throughput and latency, one worker (bench/README.md)
 	$(BIN)/python -m bench.webhooks
+
+bench-loyalty: $(STAMP)  ## Earn/redeem throughput, 10k accounts and one hot account
+	$(BIN)/python -m bench.loyalty
 
 bench-scale: $(STAMP)  ## Segments and scoring at 1M customers / ~10M interactions (slow: minutes)
 	$(BIN)/python -m bench.scale

@@ -32,6 +32,16 @@ local function random_id()
   return ids[math.random(#ids)]
 end
 
+-- wrk.format uses the headers given *instead of* wrk.headers: carry the key over.
+local json_headers_made
+local function json_headers()
+  if not json_headers_made then
+    json_headers_made = { ["Content-Type"] = "application/json" }
+    for name, value in pairs(wrk.headers) do json_headers_made[name] = value end
+  end
+  return json_headers_made
+end
+
 -- One line the runner can parse: wrk's own summary of the run (latencies in microseconds).
 function done(summary, latency, requests)
   local e = summary.errors

@@ -1,7 +1,6 @@
 -- POST <prefix>: a purchase of one or two line items by a random existing customer.
 local currencies = { "EUR", "USD", "GBP", "PLN" }
 local categories = { "shoes", "books", "garden", "toys", "electronics", "grocery" }
-local post_headers
 
 local function item()
   local quantity = math.random(1, 3)
@@ -14,12 +13,6 @@ local function item()
 end
 
 function request()
-  if not post_headers then
-    -- wrk.format uses the headers given *instead of* wrk.headers: carry the key over.
-    post_headers = {}
-    for name, value in pairs(wrk.headers) do post_headers[name] = value end
-    post_headers["Content-Type"] = "application/json"
-  end
   local first, amount = item()
   local items = first
   if math.random() < 0.5 then
@@ -31,5 +24,5 @@ function request()
     '{"customer_id":"%s","type":"purchase","channel":"web","amount":%d,"currency":"%s",' ..
     '"items":[%s],"metadata":{"order":"bench-%d"}}',
     random_id(), amount, currencies[math.random(#currencies)], items, math.random(1, 1e9))
-  return wrk.format("POST", prefix, post_headers, body)
+  return wrk.format("POST", prefix, json_headers(), body)
 end
