@@ -77,7 +77,14 @@ def _recording() -> Compiled:
             sa.bindparam("event_data", type_=JSONB),
         )
     )
-    return Compiled.of(sa.select(interaction).add_cte(items.cte("items"), event.cte("event")))
+    # Whether loyalty and lifecycle have anything to do, answered by the same round trip.
+    follow_up = (
+        loyalty.acts_on(interaction.c.type, interaction.c.currency).label("loyalty_acts"),
+        lifecycle.acts_on(interaction.c.customer_id, interaction.c.type).label("lifecycle_acts"),
+    )
+    return Compiled.of(
+        sa.select(interaction, *follow_up).add_cte(items.cte("items"), event.cte("event"))
+    )
 
 
 _RECORD = _recording()
@@ -172,8 +179,10 @@ async def record_interaction(
         raise ValidationFailed.for_field("customer_id", f"no customer with id {data.customer_id}")
     interaction = Interaction.model_validate(created)
     # What a purchase or refund sets off, in the same transaction: points and stage moves.
-    await loyalty.on_interaction(conn, interaction)
-    await lifecycle.on_interaction(conn, interaction)
+    if row["loyalty_acts"]:
+        await loyalty.on_interaction(conn, interaction)
+    if row["lifecycle_acts"]:
+        await lifecycle.on_interaction(conn, interaction)
     return interaction
 
 

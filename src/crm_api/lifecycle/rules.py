@@ -310,23 +310,31 @@ async def update_rule(
 # -- applying the rules ----------------------------------------------------------------
 
 _ON_PURCHASE = (RuleName.FIRST_PURCHASE, RuleName.WIN_BACK)
-_APPLICABLE = Compiled.of(
-    sa.select(r).where(
+
+
+def _applicable(customer_id: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """SQL: the switched-on purchase rules that concern ``customer_id``'s stage."""
+    return sa.select(r).where(
         r.c.enabled,
         sa.or_(
             *(
                 sa.and_(
                     r.c.name == name.value,
-                    _among(
-                        customers.stage_of(sa.bindparam("customer_id", type_=sa.Uuid)),
-                        CATALOGUE[name].sources,
-                    ),
+                    _among(customers.stage_of(customer_id), CATALOGUE[name].sources),
                 )
                 for name in _ON_PURCHASE
             )
         ),
     )
-)
+
+
+_APPLICABLE = Compiled.of(_applicable(sa.bindparam("customer_id", type_=sa.Uuid)))
+
+
+def purchase_applies(customer_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """SQL: whether a purchase by ``customer_id`` sets off a switched-on rule, for the
+    statement recording it to answer, sparing most purchases a round trip."""
+    return sa.exists(_applicable(customer_id))
 
 
 async def on_purchase(conn: Connection, customer_id: uuid.UUID) -> None:

@@ -182,6 +182,13 @@ async def customer_lifecycle(conn: Queryable, customer_id: uuid.UUID) -> Custome
     )
 
 
+def acts_on(
+    customer_id: sa.ColumnElement[Any], type_: sa.ColumnElement[Any]
+) -> sa.ColumnElement[bool]:
+    """SQL: whether ``on_interaction`` has anything to do for such an interaction."""
+    return sa.and_(type_ == InteractionType.PURCHASE.value, rules.purchase_applies(customer_id))
+
+
 async def on_interaction(conn: Connection, interaction: Interaction) -> None:
     """What a recorded interaction sets off, in its transaction: a purchase may move its
     buyer (``first_purchase``, ``win_back``). Other interactions cost nothing."""
