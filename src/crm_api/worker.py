@@ -30,14 +30,19 @@ async def run(db: Database, settings: Settings, stop: asyncio.Event) -> None:
     helpers = [
         asyncio.create_task(_housekeeping(db, stop)),
         asyncio.create_task(_jobs(db, settings, stop)),
-        asyncio.create_task(_scheduled(db, settings, stop)),
     ]
+    scheduled = asyncio.create_task(_scheduled(db, settings, stop))
     try:
         await DeliveryWorker(db, settings).run(stop)
     finally:
+        # The periodic jobs run often and are mostly mid-statement: on a stop they finish
+        # their batch instead, as a cancelled query can leave its pooled connection
+        # unreleased and the pool's close waiting for it forever.
+        if not stop.is_set():
+            helpers.append(scheduled)
         for task in helpers:
             task.cancel()
-        for task in helpers:
+        for task in (*helpers, scheduled):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
