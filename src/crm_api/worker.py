@@ -38,9 +38,7 @@ async def run(db: Database, settings: Settings, stop: asyncio.Event) -> None:
         # The periodic jobs run often and are mostly mid-statement: on a stop they finish
         # their batch instead, as a cancelled query can leave its pooled connection
         # unreleased and the pool's close waiting for it forever.
-        if not stop.is_set():
-            helpers.append(scheduled)
-        for task in helpers:
+        for task in helpers if stop.is_set() else (*helpers, scheduled):
             task.cancel()
         for task in (*helpers, scheduled):
             with contextlib.suppress(asyncio.CancelledError):

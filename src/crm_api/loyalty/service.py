@@ -432,13 +432,16 @@ async def list_entries(
     return [Entry.model_validate(dict(r)) for r in page], next_cursor
 
 
-async def _locked(
+async def _open(
     conn: Connection, account_id: uuid.UUID, now: datetime, actor: uuid.UUID | None, key: str | None
-) -> ledger.Account:
+) -> tuple[ledger.Account, Entry | None]:
+    """Lock an account for a ledger write; with it, the entry this actor already made
+    under ``key`` on it (a replay), if any."""
     account = await ledger.lock(conn, now, account_id=account_id, actor=actor, key=key)
     if account is None:
         raise NotFound(f"No loyalty account with id {account_id}.")
-    return account
+    replay = None if account.replay_id is None else await get_entry(conn, account.replay_id)
+    return account, replay
 
 
 async def _spend(
@@ -489,10 +492,6 @@ async def _earn(
     )
 
 
-async def _replayed(conn: Connection, account: ledger.Account) -> Entry | None:
-    return None if account.replay_id is None else await get_entry(conn, account.replay_id)
-
-
 async def earn(
     conn: Connection,
     account_id: uuid.UUID,
@@ -503,8 +502,8 @@ async def earn(
 ) -> tuple[Entry, bool]:
     """Earn points (exact, or from a purchase amount); answers (entry, replayed)."""
     now = datetime.now(UTC)
-    account = await _locked(conn, account_id, now, actor, key)
-    if replay := await _replayed(conn, account):
+    account, replay = await _open(conn, account_id, now, actor, key)
+    if replay:
         return replay, True
     fields: dict[str, Any] = {"reference": request.reference, "actor_key_id": actor,
                               "idempotency_key": key}  # fmt: skip
@@ -551,8 +550,8 @@ async def redeem(
 ) -> tuple[Entry, bool]:
     """Spend points, or buy a reward with them; oldest lots first. Answers (entry, replayed)."""
     now = datetime.now(UTC)
-    account = await _locked(conn, account_id, now, actor, key)
-    if replay := await _replayed(conn, account):
+    account, replay = await _open(conn, account_id, now, actor, key)
+    if replay:
         return replay, True
     fields: dict[str, Any] = {"reference": request.reference, "actor_key_id": actor,
                               "idempotency_key": key}  # fmt: skip
@@ -617,8 +616,8 @@ async def adjust(
 ) -> tuple[Entry, bool]:
     """Correct a balance: credits are available at once, debits take the oldest lots."""
     now = datetime.now(UTC)
-    account = await _locked(conn, account_id, now, actor, key)
-    if replay := await _replayed(conn, account):
+    account, replay = await _open(conn, account_id, now, actor, key)
+    if replay:
         return replay, True
     fields = {"reason": request.reason, "reference": request.reference, "actor_key_id": actor,
               "idempotency_key": key}  # fmt: skip
@@ -680,8 +679,8 @@ async def reverse(
     lots it took from). Expiries and reversals are not reversible. Answers (entry, replayed)."""
     target = await get_entry(conn, entry_id)
     now = datetime.now(UTC)
-    account = await _locked(conn, target.account_id, now, actor, key)
-    if replay := await _replayed(conn, account):
+    account, replay = await _open(conn, target.account_id, now, actor, key)
+    if replay:
         return replay, True
     if target.kind in (EntryKind.EXPIRE, EntryKind.REVERSE):
         raise Conflict(
@@ -692,9 +691,7 @@ async def reverse(
                 else "."
             )
         )
-    reversed_so_far = abs(
-        int(await _REVERSED.fetchval(conn, customer_id=target.customer_id, id=entry_id))
-    )
+    reversed_so_far = await _reversed(conn, target.customer_id, entry_id)
     left = abs(target.points) - reversed_so_far
     if left == 0:
         raise Conflict(f"Entry {entry_id} is reversed in full already.")
@@ -804,9 +801,7 @@ async def _reverse_refund(conn: Connection, refund: Interaction, earned: db.Reco
     now = datetime.now(UTC)
     account = await ledger.lock(conn, now, account_id=earned["account_id"])
     assert account is not None
-    reversed_so_far = abs(
-        int(await _REVERSED.fetchval(conn, customer_id=refund.customer_id, id=earned["id"]))
-    )
+    reversed_so_far = await _reversed(conn, refund.customer_id, earned["id"])
     wanted = min(wanted, earned["points"] - reversed_so_far)
     if wanted <= 0:
         return
