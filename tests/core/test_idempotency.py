@@ -2,7 +2,7 @@
 
 import asyncio
 
-from support import assert_problem, events_of
+from support import assert_problem, eventually_events
 
 
 async def test_a_retry_replays_the_stored_response_and_creates_nothing_new(api):
@@ -18,7 +18,7 @@ async def test_a_retry_replays_the_stored_response_and_creates_nothing_new(api):
     assert retry.headers["etag"] == first.headers["etag"]
     assert retry.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
-    assert len(await events_of(api, type="customer.created")) == 1
+    assert len(await eventually_events(api, 1, type="customer.created")) == 1
 
 
 async def test_the_same_key_with_another_body_is_refused(api):
@@ -48,7 +48,7 @@ async def test_concurrent_duplicates_have_exactly_one_effect(api):
     for conflict in (r for r in responses if r.status_code == 409):
         assert_problem(conflict, 409, "idempotency-key-in-use")
         assert conflict.headers["retry-after"] == "1"
-    assert len(await events_of(api, type="customer.created")) == 1
+    assert len(await eventually_events(api, 1, type="customer.created")) == 1
 
 
 async def test_a_failed_request_frees_its_key(api, new_customer):

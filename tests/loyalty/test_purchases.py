@@ -101,3 +101,39 @@ async def test_imported_refunds_are_checked_too(api, new_customer) -> None:
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["failed"] == 1 and report["errors"][0]["field"] == "refund_of"
+
+
+async def test_purchases_earn_from_the_moment_a_programme_exists_and_stop_when_it_stops(
+    api, create_program, new_customer, sql
+) -> None:
+    """The recording path adapts to what the previous purchases set off; what each
+    purchase writes must follow the programmes as they are at that moment."""
+    customer = await new_customer()
+
+    async def purchase(external_id: str) -> None:
+        response = await _record(
+            api, customer_id=customer["id"], type="purchase", amount=1000, currency="PLN",
+            external_id=external_id,
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+
+    async def earned() -> list[str]:
+        rows = await sql.fetch(
+            "SELECT i.external_id FROM loyalty_entries e JOIN interactions i"
+            " ON i.id = e.interaction_id WHERE e.customer_id = $1 ORDER BY e.seq",
+            customer["id"],
+        )
+        return [r["external_id"] for r in rows]
+
+    await purchase("before")
+    program = await create_program(auto_earn=True, currency="PLN")
+    await purchase("during-1")
+    await purchase("during-2")
+    switched = await api.patch(f"/v1/loyalty/programs/{program['id']}", json={"auto_earn": False})
+    assert switched.status_code == 200, switched.text
+    await purchase("after")
+    assert await earned() == ["during-1", "during-2"]
+    recorded = await sql.fetchval(
+        "SELECT count(*) FROM interactions WHERE customer_id = $1", customer["id"]
+    )
+    assert recorded == 4

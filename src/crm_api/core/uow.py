@@ -6,6 +6,11 @@ A route takes a ``UnitOfWork`` (a plain dependency that checks the scope), opens
 Idempotency-Key (when one was sent) and commits *before* the response leaves. Anything
 raised before that rolls back, and the key is freed for a retry. Opening the unit inside
 the route rather than in a yield dependency saves ~100 us of framework work per write.
+
+A route whose service can often do its work in one self-contained statement asks for a
+``deferred`` unit: its transaction opens only when the service calls ``uow.begin`` (or at
+once, when an Idempotency-Key must commit with the change). A lone statement is atomic by
+itself, and BEGIN and COMMIT were two of a simple write's three round trips.
 """
 
 import re
@@ -13,6 +18,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 
+from asyncpg.transaction import Transaction
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel
 from starlette.responses import Response
@@ -54,11 +60,15 @@ async def replay_stored(request: Request, exc: Exception) -> Response:
 
 
 class UnitOfWork:
-    def __init__(self, request: Request, principal: Principal, key: str | None) -> None:
+    def __init__(
+        self, request: Request, principal: Principal, key: str | None, *, deferred: bool
+    ) -> None:
         self.principal = principal
         self._request = request
         self._key = key
+        self._deferred = deferred
         self._claim: idempotency.Claim | None = None
+        self._transaction: Transaction | None = None
         self.committed = False
 
     async def __aenter__(self) -> "UnitOfWork":
@@ -67,17 +77,25 @@ class UnitOfWork:
         try:
             if self._key is not None:
                 self._claim = await _claim(self._request, self.conn, self.principal, self._key)
-            self._transaction = self.conn.transaction()
-            await self._transaction.start()
+            if self._claim is not None or not self._deferred:
+                await self.begin()
         except BaseException:
             await self._pool.release(self.conn)
             raise
         return self
 
+    async def begin(self) -> None:
+        """Open the transaction, if it is not open yet."""
+        if self._transaction is None:
+            transaction = self.conn.transaction()
+            await transaction.start()
+            self._transaction = transaction
+
     async def __aexit__(self, *exc_info: object) -> None:
         try:
             if not self.committed:
-                await self._transaction.rollback()
+                if self._transaction is not None:
+                    await self._transaction.rollback()
                 if self._claim is not None:
                     await idempotency.release(self.conn, self._claim)
         finally:
@@ -104,18 +122,19 @@ class UnitOfWork:
             await idempotency.complete(
                 self.conn, self._claim, idempotency.StoredResponse(status_code, content, kept)
             )
-        await self._transaction.commit()
+        if self._transaction is not None:
+            await self._transaction.commit()
         self.committed = True
         return response
 
 
-def unit_of_work(*scopes: Scope) -> Any:
+def unit_of_work(*scopes: Scope, deferred: bool = False) -> Any:
     """A ``UnitOfWork`` dependency for a write that needs ``scopes``."""
 
     async def prepare(
         request: Request, principal: requires(*scopes), key: IdempotencyKey = None
     ) -> UnitOfWork:
-        return UnitOfWork(request, principal, key)
+        return UnitOfWork(request, principal, key, deferred=deferred)
 
     return Annotated[UnitOfWork, Depends(prepare)]
 

@@ -26,6 +26,8 @@ from crm_api.interactions.schemas import (
 router = domain_router(tag="interactions")
 Reader = requires(Scope.INTERACTIONS_READ)
 Writing = unit_of_work(Scope.INTERACTIONS_WRITE)
+# Most interactions are recorded by one self-contained statement (see record_interaction).
+Recording = unit_of_work(Scope.INTERACTIONS_WRITE, deferred=True)
 
 
 def _filters(
@@ -47,7 +49,7 @@ Filters = Annotated[InteractionFilters, Depends(_filters)]
 @router.post(
     "/v1/interactions", status_code=201, response_model=Interaction, responses=responses(409)
 )
-async def interactions_create(body: InteractionCreate, uow: Writing) -> Response:
+async def interactions_create(body: InteractionCreate, uow: Recording) -> Response:
     """Record an interaction on a customer's timeline. Emits `interaction.created`.
 
     Interactions are immutable facts: there is no update or delete. An `external_id`
@@ -57,7 +59,9 @@ async def interactions_create(body: InteractionCreate, uow: Writing) -> Response
     refund naming its purchase in `refund_of` takes back the refunded share of them.
     """
     async with uow:
-        interaction = await service.record_interaction(uow.conn, uow.principal, body)
+        interaction = await service.record_interaction(
+            uow.conn, uow.principal, body, begin=uow.begin
+        )
         return await uow.commit(
             interaction,
             status_code=201,

@@ -2,7 +2,7 @@
 
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,18 +44,31 @@ def _recording() -> Compiled:
 
     The interaction is inserted only if its customer is live; the items and the event
     are selected from what that insert returned, so a missing customer writes nothing,
-    and a write costs one round trip instead of three.
+    and a write costs one round trip instead of three. The same statement says whether
+    loyalty or lifecycle have work to do for such an interaction; with ``alone`` set it
+    then writes nothing, so a caller outside a transaction can open one and try again.
     """
     columns = (*INSERTED_COLUMNS, "recorded_at")
+    param = {c: sa.bindparam(c, type_=t.c[c].type) for c in columns}
+    follow_up = sa.select(
+        loyalty.acts_on(param["type"], param["currency"]).label("loyalty_acts"),
+        lifecycle.acts_on(param["customer_id"], param["type"]).label("lifecycle_acts"),
+    ).cte("follow_up")
     interaction = (
         sa.insert(t)
         .from_select(
             list(columns),
-            sa.select(*(sa.bindparam(c, type_=t.c[c].type) for c in columns)).where(
-                customers.is_live(sa.bindparam("customer_id", type_=sa.Uuid))
+            sa.select(*param.values())
+            .select_from(follow_up)
+            .where(
+                customers.is_live(param["customer_id"]),
+                sa.or_(
+                    sa.not_(sa.bindparam("alone", type_=sa.Boolean)),
+                    sa.not_(sa.or_(follow_up.c.loyalty_acts, follow_up.c.lifecycle_acts)),
+                ),
             ),
         )
-        .returning(t)
+        .returning(t.c.customer_id, t.c.id)
         .cte("interaction")
     )
     items = sa.insert(items_t).from_select(
@@ -77,14 +90,18 @@ def _recording() -> Compiled:
             sa.bindparam("event_data", type_=JSONB),
         )
     )
-    # Whether loyalty and lifecycle have anything to do, answered by the same round trip.
-    follow_up = (
-        loyalty.acts_on(interaction.c.type, interaction.c.currency).label("loyalty_acts"),
-        lifecycle.acts_on(interaction.c.customer_id, interaction.c.type).label("lifecycle_acts"),
-    )
+    recorded = sa.exists().select_from(interaction).label("recorded")
     return Compiled.of(
-        sa.select(interaction, *follow_up).add_cte(items.cte("items"), event.cte("event"))
+        sa.select(follow_up.c.loyalty_acts, follow_up.c.lifecycle_acts, recorded).add_cte(
+            items.cte("items"), event.cte("event")
+        )
     )
+
+
+# (type, currency) pairs whose last recording set off loyalty or lifecycle work: the next
+# one opens its transaction first instead of trying a lone statement. Only a guess that
+# saves a round trip; the statement itself decides what is written.
+_follow_up_likely: set[tuple[str, str | None]] = set()
 
 
 _RECORD = _recording()
@@ -151,9 +168,22 @@ def refund_problem(data: InteractionCreate, purchase: db.Record | None) -> str |
 
 
 async def record_interaction(
-    conn: Connection, principal: Principal, data: InteractionCreate
+    conn: Connection,
+    principal: Principal,
+    data: InteractionCreate,
+    *,
+    begin: Callable[[], Awaitable[None]] | None = None,
 ) -> Interaction:
+    """Record ``data`` with what it sets off (points, stage moves) in one transaction.
+
+    ``begin`` is for a caller whose transaction has not started: an interaction that sets
+    nothing off is then written by one self-contained statement (no BEGIN, no COMMIT),
+    and ``begin`` is awaited before anything that must share a transaction.
+    """
     if data.refund_of is not None:
+        if begin is not None:
+            await begin()
+            begin = None
         purchases = await refunded_purchases(conn, [data])
         if problem := refund_problem(data, purchases.get(data.refund_of)):
             raise ValidationFailed.for_field("refund_of", problem)
@@ -162,21 +192,28 @@ async def record_interaction(
     values.update(occurred_at=data.occurred_at or now, recorded_at=now)
     items = [item.model_dump() for item in data.items]
     created = resource(values, items)
-    try:
-        row = await _RECORD.fetchrow(
-            conn,
-            **values,
-            lines=list(range(1, len(items) + 1)),
-            **{f"{c}s": [item[c] for item in items] for c in ITEM_COLUMNS},
-            event_id=new_id(),
-            event_data=created,
-        )
-    except asyncpg.UniqueViolationError:
-        raise Conflict.for_field(
-            "external_id", "an interaction with this external_id exists for this customer"
-        ) from None
-    if row is None:
+    statement = {
+        **values,
+        "lines": list(range(1, len(items) + 1)),
+        **{f"{c}s": [item[c] for item in items] for c in ITEM_COLUMNS},
+        "event_id": new_id(),
+        "event_data": created,
+    }
+    hint = (data.type.value, data.currency)
+    if begin is not None and hint in _follow_up_likely:
+        await begin()
+        begin = None
+    row = await _record(conn, statement, alone=begin is not None)
+    sets_off = row["loyalty_acts"] or row["lifecycle_acts"]
+    if not row["recorded"] and sets_off and begin is not None:
+        await begin()
+        row = await _record(conn, statement, alone=False)
+    if not row["recorded"]:
         raise ValidationFailed.for_field("customer_id", f"no customer with id {data.customer_id}")
+    if sets_off:
+        _follow_up_likely.add(hint)
+    else:
+        _follow_up_likely.discard(hint)
     interaction = Interaction.model_validate(created)
     # What a purchase or refund sets off, in the same transaction: points and stage moves.
     if row["loyalty_acts"]:
@@ -184,6 +221,17 @@ async def record_interaction(
     if row["lifecycle_acts"]:
         await lifecycle.on_interaction(conn, interaction)
     return interaction
+
+
+async def _record(conn: Connection, statement: dict[str, Any], *, alone: bool) -> db.Record:
+    try:
+        row = await _RECORD.fetchrow(conn, **statement, alone=alone)
+    except asyncpg.UniqueViolationError:
+        raise Conflict.for_field(
+            "external_id", "an interaction with this external_id exists for this customer"
+        ) from None
+    assert row is not None  # the statement always answers one row
+    return row
 
 
 async def _with_items(conn: Connection, rows: Sequence[db.Record]) -> list[Interaction]:

@@ -32,7 +32,7 @@ _CLAIM_DUE = Compiled.of(
     .where(
         sa.tuple_(A.c.customer_id, A.c.id).in_(
             sa.select(L.c.customer_id, L.c.account_id)
-            .where(L.c.remaining > 0, L.c.expires_at.is_not(None), L.c.expires_at <= _now)
+            .where(L.c.has_points, L.c.expires_at.is_not(None), L.c.expires_at <= _now)
             .limit(BATCH)
         )
     )
@@ -57,7 +57,7 @@ def _expiring() -> Compiled:
     due = (
         sa.select(L.c.customer_id, L.c.account_id, L.c.entry_id, L.c.remaining)
         .select_from(L.join(claimed, mine))
-        .where(L.c.remaining > 0, L.c.expires_at.is_not(None), L.c.expires_at <= _now)
+        .where(L.c.has_points, L.c.expires_at.is_not(None), L.c.expires_at <= _now)
         .cte("due")
     )
     totals = (

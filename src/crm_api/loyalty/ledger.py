@@ -163,7 +163,7 @@ def locking(*where: sa.ColumnElement[bool], claim: int | None = None) -> Compile
     # the comparison with a parameter, and without it scans every lot of the account.
     has_due = sa.exists().where(
         mine,
-        L.c.remaining > 0,
+        L.c.has_points,
         L.c.expires_at.is_not(None),
         L.c.expires_at <= sa.bindparam("now", type_=L.c.expires_at.type),
     )
@@ -258,7 +258,7 @@ _now = sa.bindparam("now", type_=L.c.expires_at.type)
 _mine = (
     L.c.customer_id == sa.bindparam("customer_id", type_=sa.Uuid),
     L.c.account_id == sa.bindparam("account_id", type_=sa.Uuid),
-    L.c.remaining > 0,
+    L.c.has_points,
     sa.or_(L.c.expires_at.is_(None), L.c.expires_at > _now),
 )
 # Spendable lots in the order they are spent (oldest first), a page after a position:
@@ -290,7 +290,7 @@ _DUE = Compiled.of(
     .where(
         L.c.customer_id == sa.bindparam("customer_id", type_=sa.Uuid),
         L.c.account_id == sa.bindparam("account_id", type_=sa.Uuid),
-        L.c.remaining > 0,
+        L.c.has_points,
         L.c.expires_at <= _now,
     )
     .order_by(L.c.earned_at, L.c.entry_id)

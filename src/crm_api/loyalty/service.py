@@ -278,7 +278,7 @@ async def update_reward(
 def _account_view() -> sa.Select[Any]:
     """Accounts with what their lots and tier window add up to at ``now``."""
     now = sa.bindparam("now", type_=L.c.expires_at.type)
-    mine = sa.and_(L.c.customer_id == A.c.customer_id, L.c.account_id == A.c.id, L.c.remaining > 0)
+    mine = sa.and_(L.c.customer_id == A.c.customer_id, L.c.account_id == A.c.id, L.c.has_points)
     live = sa.or_(L.c.expires_at.is_(None), L.c.expires_at > now)
 
     def lots(*where: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
