@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test openapi bench bench-webhooks bench-loyalty bench-scale lint clean
+.PHONY: run test openapi bench bench-webhooks bench-loyalty bench-scale bench-graphql lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench-loyalty: $(STAMP)  ## Earn/redeem throughput, 10k accounts and one hot acc
 
 bench-scale: $(STAMP)  ## Segments and scoring at 1M customers / ~10M interactions (slow: minutes)
 	$(BIN)/python -m bench.scale
+
+bench-graphql: $(STAMP)  ## The customer page over GraphQL vs REST; a nested list of 100 customers
+	$(BIN)/python -m bench.graphql
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench migrations

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import data, database, load, report, servers
+from bench import data, database, load, report, servers, wrk_suite
 from bench.report import Row
 
 DISTINCT_MINIMUM = 0.35  # share of the ceiling's req/s
@@ -232,28 +231,13 @@ def render(results: dict[str, Any]) -> tuple[str, bool, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = options(argv)
-    wrk = load.find_wrk()
-    if wrk is None:
-        print(load.INSTALL_HINT, file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="crm-bench-") as scratch, database.server() as pg:
-        url = asyncio.run(database.create(pg))
-        try:
-            results = run(args, wrk, url, Path(scratch))
-        except (servers.ServerFailed, load.LoadFailed) as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            asyncio.run(database.drop(pg, url))
-    text, valid, passed = render(results)
-    path = report.write({**results, "valid": valid, "passed": passed}, "loyalty.json")
-    print(text)
-    print(f"\nresults: {path}")
-    if not valid:
-        print("INVALID: failed requests or unbalanced books; the figures do not count.")
-        return 1
-    return 1 if args.check and not passed else 0
+    return wrk_suite.main(
+        options(argv),
+        run,
+        render,
+        results="loyalty.json",
+        invalid="failed requests or unbalanced books",
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from crm_api.core.middleware import BodyLimit, RequestContext
 from crm_api.core.ops import router as ops_router
 from crm_api.core.uow import IdempotentReplay, replay_stored
 from crm_api.customers.router import router as customers_router
+from crm_api.events.live import LiveEvents
 from crm_api.events.router import router as events_router
 from crm_api.graphql.schema import graphql_router
 from crm_api.interactions.router import router as interactions_router
@@ -69,6 +70,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.authenticator = Authenticator(
         db, api_keys.authenticate, settings.api_key_cache_seconds
     )
+    app.state.live_events = LiveEvents(db)  # listens from the first subscription on
     # Everything alive after start-up lives as long as the process: keep it out of the
     # collector's sweeps, which otherwise cost 60-100 ms pauses (p99 latency) under load.
     gc.collect()
@@ -85,6 +87,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop.set()
         if worker is not None:
             await worker
+        await app.state.live_events.close()
         await db.close()
 
 

@@ -32,6 +32,28 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     cors_origins: list[str] = Field(default_factory=list)
     docs_enabled: bool = True
+    graphql_ide: bool | None = Field(
+        default=None, description="Serve GraphiQL at GET /graphql. Unset: in development only."
+    )
+    graphql_introspection: bool | None = Field(
+        default=None, description="Answer introspection queries. Unset: in development only."
+    )
+    graphql_max_depth: int = Field(
+        default=15, ge=1, description="Deepest nesting of fields an operation may select."
+    )
+    graphql_max_aliases: int = Field(default=30, ge=0, description="Aliases per operation.")
+    graphql_max_tokens: int = Field(
+        default=5000, ge=100, description="Lexical tokens (comments included) per document."
+    )
+    graphql_max_cost: int = Field(
+        default=200_000,
+        ge=1,
+        description=(
+            "Estimated work of an operation: each field counts 1, and a page or list "
+            "multiplies what it selects by its size (`first` or its default; 10 for a list "
+            "without one)."
+        ),
+    )
     access_log: bool = True
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     api_key_cache_seconds: float = Field(
@@ -95,6 +117,17 @@ class Settings(BaseSettings):
     bootstrap_admin_key: bool = Field(
         default=True, description="Create and print an admin API key when none exists."
     )
+
+    @property
+    def graphql_ide_enabled(self) -> bool:
+        return self._in_development_unless(self.graphql_ide)
+
+    @property
+    def graphql_introspection_enabled(self) -> bool:
+        return self._in_development_unless(self.graphql_introspection)
+
+    def _in_development_unless(self, setting: bool | None) -> bool:
+        return self.environment is Environment.DEVELOPMENT if setting is None else setting
 
     @property
     def blocks_private_networks(self) -> bool:

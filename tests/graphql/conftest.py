@@ -2,12 +2,12 @@
 
 import asyncio
 import re
-from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from graphql_shapes import instants
 from support import events_of
 
 
@@ -56,17 +56,6 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
-def _instants(value: Any) -> Any:
-    """Timestamps as instants: REST writes `...Z`, GraphQL `...+00:00`; both are RFC 3339."""
-    if isinstance(value, dict):
-        return {k: _instants(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_instants(v) for v in value]
-    if isinstance(value, str) and re.match(r"^\d{4}-\d\d-\d\dT", value):
-        return datetime.fromisoformat(value)
-    return value
-
-
 def _rest_shape(value: Any, key: str = "") -> Any:
     """A GraphQL object in REST's JSON shape: snake_case, lower-case enums, consents by channel."""
     if key in _JSON:
@@ -92,7 +81,7 @@ def assert_same_as_rest():  # type: ignore[no-untyped-def]
     """Assert a GraphQL object carries exactly the values of its REST representation."""
 
     def check(graphql_object: dict, rest_object: dict) -> None:
-        assert _instants(_rest_shape(graphql_object)) == _instants(rest_object)
+        assert instants(_rest_shape(graphql_object)) == instants(rest_object)
 
     return check
 

@@ -9,7 +9,7 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -91,6 +91,17 @@ class Authenticator:
         self._cache[digest] = (principal, time.monotonic() + ttl)
         return principal
 
+    async def authenticate(self, secret: str | None) -> Principal:
+        """The caller presenting ``secret``; unauthorized without a valid key."""
+        if not secret:
+            raise Unauthorized(
+                "An API key is required: send `Authorization: Bearer <key>` or `X-API-Key`."
+            )
+        principal = await self.verify(secret)
+        if principal is None:
+            raise Unauthorized("The API key is unknown, revoked or expired.")
+        return principal
+
     def forget(self, key_id: uuid.UUID) -> None:
         for digest, (principal, _) in list(self._cache.items()):
             if principal.key_id == key_id:
@@ -111,14 +122,9 @@ class ApiKeyAuth(SecurityBase):
         self.scopes = scopes
 
     async def __call__(self, request: Request) -> Principal:
-        secret = _presented_secret(request)
-        if not secret:
-            raise Unauthorized(
-                "An API key is required: send `Authorization: Bearer <key>` or `X-API-Key`."
-            )
-        principal = await request.app.state.authenticator.verify(secret)
-        if principal is None:
-            raise Unauthorized("The API key is unknown, revoked or expired.")
+        principal = await request.app.state.authenticator.authenticate(
+            presented_secret(request.headers)
+        )
         missing = [s for s in self.scopes if not principal.can(s)]
         if missing:
             raise Forbidden(f"This API key lacks the scope {', '.join(missing)}.")
@@ -129,13 +135,14 @@ BEARER_SCHEME = "bearer"
 API_KEY_HEADER = "X-API-Key"
 
 
-def _presented_secret(request: Request) -> str | None:
-    authorization = request.headers.get("authorization")
+def presented_secret(headers: Mapping[str, str]) -> str | None:
+    """The key in ``headers`` (case-insensitive, or with lower-case names)."""
+    authorization = headers.get("authorization")
     if authorization:
         scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() == "bearer" and credentials.strip():
             return credentials.strip()
-    return request.headers.get(API_KEY_HEADER)
+    return headers.get(API_KEY_HEADER.lower())
 
 
 def requires(*scopes: Scope) -> Any:

@@ -6,6 +6,7 @@ transaction, so the stored answer and the change it reports commit together.
 """
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from crm_api.core.db import Compiled, Connection, metadata
-from crm_api.core.errors import IdempotencyInProgress, IdempotencyKeyReused
+from crm_api.core.errors import IdempotencyInProgress, IdempotencyKeyReused, ValidationFailed
 
 idempotency_keys = sa.Table(
     "idempotency_keys",
@@ -34,6 +35,7 @@ sa.Index("ix_idempotency_keys_expires_at", idempotency_keys.c.expires_at)
 
 # A claim older than this with no answer belongs to a request that died mid-flight.
 STALE_CLAIM = timedelta(minutes=1)
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 _t = idempotency_keys
 _claim_insert = insert(_t).values(
@@ -99,24 +101,38 @@ def fingerprint(method: str, path: str, query: str, body: bytes) -> bytes:
 
 
 async def claim(
-    conn: Connection, api_key_id: uuid.UUID, key: str, print_: bytes, ttl: timedelta
+    conn: Connection,
+    api_key_id: uuid.UUID,
+    key: str,
+    print_: bytes,
+    ttl: timedelta,
+    *,
+    field: str = "Idempotency-Key",
+    location: str = "header",
 ) -> Claim | StoredResponse:
-    """Own the key for this request, or learn the answer a previous request stored."""
+    """Own the key for this request, or learn the answer a previous request stored.
+
+    ``field`` and ``location`` say where the client sent the key, for its errors.
+    """
+    if not _KEY.match(key):
+        raise ValidationFailed.for_field(
+            field, "must be 1-255 printable ASCII characters", location=location
+        )
     params = {"api_key_id": api_key_id, "key": key}
     if await _CLAIM.fetchval(conn, fingerprint=print_, ttl=ttl, **params):
         return Claim(api_key_id, key)
     stored = await _STORED.fetchrow(conn, **params)
     if stored is None:  # expired and purged between the two statements
-        return await claim(conn, api_key_id, key, print_, ttl)
+        return await claim(conn, api_key_id, key, print_, ttl, field=field, location=location)
     if stored["fingerprint"] != print_:
         raise IdempotencyKeyReused.for_field(
-            "Idempotency-Key",
+            field,
             "was already used with a different request; use a new key for a new request",
-            location="header",
+            location=location,
         )
     if stored["status_code"] is None:
         raise IdempotencyInProgress(
-            "A request with this Idempotency-Key is still in progress; retry after it finishes.",
+            f"A request with this {field} is still in progress; retry after it finishes.",
             headers={"Retry-After": "1"},
         )
     return StoredResponse(

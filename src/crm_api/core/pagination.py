@@ -9,7 +9,8 @@ import base64
 import binascii
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -122,8 +123,43 @@ class Keyset:
                 ]
             )
             statement = statement.where(after < key if self.descending else after > key)
-        order = [c.desc() if self.descending else c.asc() for c in self.columns]
-        return statement.order_by(*order).limit(limit + 1)
+        return statement.order_by(*self._ordered(self.columns)).limit(limit + 1)
+
+    def _ordered(self, columns: Sequence[sa.ColumnElement[Any]]) -> list[sa.ColumnElement[Any]]:
+        return [c.desc() if self.descending else c.asc() for c in columns]
+
+    def first_pages(
+        self, statement: sa.Select[Any], *owners: sa.ColumnElement[Any]
+    ) -> sa.Select[Any]:
+        """The first page of many owners' lists in one statement (``limit + 1`` rows each,
+        as ``apply`` fetches; ``cut_pages`` splits them).
+
+        ``statement`` selects the rows of any owner, the owner columns and the ordering's
+        columns among them. The owners are given as one array parameter per owner column,
+        named after it (``customer_id`` -> ``customer_ids``), and the rows per owner as
+        ``rows``. A LATERAL join rather than a window over all the owners' rows: an index on
+        (owner, ordering) then reads the pages' rows only, however long the lists are.
+        """
+        each = (
+            sa.func.unnest(*(sa.bindparam(f"{c.name}s", type_=sa.ARRAY(c.type)) for c in owners))
+            .table_valued(*(c.name for c in owners))
+            .render_derived(name="owner")
+        )
+        page = (
+            statement.where(*(c == each.c[c.name] for c in owners))
+            .order_by(*self._ordered(self.columns))
+            .limit(sa.bindparam("rows", type_=sa.Integer))
+            .lateral("page")
+        )
+        return (
+            sa.select(page)
+            .select_from(each)
+            .join(page, sa.true())
+            .order_by(
+                *(page.c[c.name] for c in owners),
+                *self._ordered([page.c[c.name] for c in self.columns]),
+            )
+        )
 
     def cut(
         self, rows: Sequence[Any], limit: int, key: Callable[[Any], Sequence[Any]]
@@ -132,3 +168,17 @@ class Keyset:
         if len(rows) <= limit:
             return rows, None
         return rows[:limit], self.encode(key(rows[limit - 1]))
+
+    def cut_pages(
+        self,
+        rows: Sequence[Any],
+        limit: int,
+        key: Callable[[Any], Sequence[Any]],
+        owner: Callable[[Any], Hashable],
+    ) -> dict[Hashable, tuple[Sequence[Any], str | None]]:
+        """``cut`` for each owner of the rows ``first_pages`` fetched; owners without rows
+        are left out."""
+        grouped: dict[Hashable, list[Any]] = defaultdict(list)
+        for row in rows:
+            grouped[owner(row)].append(row)
+        return {o: self.cut(found, limit, key) for o, found in grouped.items()}

@@ -3,7 +3,7 @@
 import uuid
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -12,7 +12,8 @@ from strawberry.scalars import JSON
 from crm_api.core.channels import Channel
 from crm_api.core.errors import ValidationFailed
 from crm_api.core.scopes import Scope
-from crm_api.customers import schemas, service
+from crm_api.customers import erasure, schemas, service
+from crm_api.customers.models import customers
 from crm_api.graphql.context import Info
 from crm_api.graphql.convert import (
     expected_versions,
@@ -23,11 +24,15 @@ from crm_api.graphql.convert import (
     validated,
 )
 from crm_api.graphql.errors import or_none
+from crm_api.graphql.idempotency import IdempotencyKey, idempotent
+from crm_api.graphql.node import Node, findable
 from crm_api.graphql.pagination import after_argument, connection, page_size
 from crm_api.graphql.permissions import needs
 from crm_api.graphql.scalars import MinorUnits
 from crm_api.interactions.graphql import Interaction, timeline
-from crm_api.lifecycle.graphql import CustomerLifecycle, lifecycle_of
+from crm_api.lifecycle.graphql import CustomerLifecycle, lifecycle_from
+from crm_api.lifecycle.schemas import CustomerStage
+from crm_api.loyalty.graphql import LoyaltyAccount, loyalty_accounts_of
 from crm_api.scoring.graphql import (
     ChurnRisk,
     CustomerScore,
@@ -37,6 +42,8 @@ from crm_api.scoring.graphql import (
     scores_of,
 )
 
+# The segments module renders customers itself, so its types are resolved lazily here.
+CustomerSegment = Annotated["CustomerSegment", strawberry.lazy("crm_api.segments.graphql")]
 strawberry.enum(schemas.CustomerKind, name="CustomerKind")
 strawberry.enum(schemas.Gender, name="Gender")
 
@@ -69,7 +76,7 @@ class Acquisition:
 
 
 @strawberry.type(description="A person or organisation the company deals with.")
-class Customer:
+class Customer(Node):
     id: strawberry.ID
     external_id: str | None
     kind: schemas.CustomerKind
@@ -139,7 +146,27 @@ class Customer:
         "transitions so far.",
     )
     async def lifecycle(self, info: Info) -> CustomerLifecycle | None:
-        return await lifecycle_of(info, uuid.UUID(self.id))
+        stage = CustomerStage(uuid.UUID(self.id), self.lifecycle_stage, self.created_at)
+        return await lifecycle_from(info, stage)
+
+    @strawberry.field(
+        extensions=needs(Scope.SEGMENTS_READ),
+        description="The segments the customer is a member of, oldest segments first.",
+    )
+    async def segments(
+        self, info: Info, first: int = 50, after: str | None = None
+    ) -> relay.Connection[CustomerSegment] | None:
+        # Imported here: the segments module renders customers (members, searches) itself.
+        from crm_api.segments.graphql import segments_of
+
+        return await segments_of(info, uuid.UUID(self.id), first=first, after=after)
+
+    @strawberry.field(
+        extensions=needs(Scope.LOYALTY_READ),
+        description="The customer's accounts in every loyalty programme, oldest first.",
+    )
+    async def loyalty_accounts(self, info: Info) -> list[LoyaltyAccount] | None:
+        return await loyalty_accounts_of(info, uuid.UUID(self.id))
 
     @classmethod
     def of(cls, model: schemas.Customer) -> "Customer":
@@ -154,6 +181,20 @@ class Customer:
             ],
             redacted_fields=[graphql_path(f) for f in model.redacted_fields],
         )
+
+
+findable(
+    Customer,
+    customers.c.id,
+    Scope.CUSTOMERS_READ,
+    lambda conn, principal, id, parent: service.get_customer(conn, principal, id),
+)
+
+
+@strawberry.type(description="The customer an upsert created or replaced.")
+class CustomerUpsert:
+    customer: Customer
+    created: bool = strawberry.field(description="True if created, false if replaced.")
 
 
 @strawberry.input
@@ -314,10 +355,16 @@ class CustomerQueries:
 @strawberry.type
 class CustomerMutations:
     @strawberry.mutation(extensions=needs(Scope.CUSTOMERS_WRITE))
-    async def create_customer(self, info: Info, input: CustomerInput) -> Customer:
+    async def create_customer(
+        self, info: Info, input: CustomerInput, idempotency_key: IdempotencyKey = None
+    ) -> Customer:
         data = validated(schemas.CustomerCreate, _customer_data(input))
-        async with info.context.db.transaction() as conn:
-            created = await service.create_customer(conn, info.context.principal, data)
+        created = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Customer,
+            lambda conn: service.create_customer(conn, info.context.principal, data),
+        )
         return Customer.of(created)
 
     @strawberry.mutation(
@@ -330,12 +377,86 @@ class CustomerMutations:
         id: strawberry.ID,
         input: CustomerPatchInput,
         if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Customer:
         customer_id = parse_id(id)
         patch = validated(schemas.CustomerUpdate, _customer_data(input))
         expected = expected_versions(if_match_version)
-        async with info.context.db.transaction() as conn:
-            updated = await service.update_customer(
+        updated = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Customer,
+            lambda conn: service.update_customer(
                 conn, info.context.principal, customer_id, patch, expected=expected
-            )
+            ),
+        )
         return Customer.of(updated)
+
+    @strawberry.mutation(
+        extensions=needs(Scope.CUSTOMERS_WRITE),
+        description="Create or replace the customer with this externalId (fields left out "
+        "are reset); with ifMatchVersion, only if still at that version (0: not yet there).",
+    )
+    async def upsert_customer(
+        self,
+        info: Info,
+        external_id: str,
+        input: CustomerInput,
+        if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> CustomerUpsert:
+        # The argument is validated as the field it stands for; a different one in the
+        # input is refused by the service, as REST refuses a body disagreeing with its path.
+        data = validated(
+            schemas.CustomerCreate, {"external_id": external_id, **_customer_data(input)}
+        )
+        expected = expected_versions(if_match_version)
+        customer, created = await idempotent(
+            info,
+            idempotency_key,
+            tuple[schemas.Customer, bool],
+            lambda conn: service.upsert_by_external_id(
+                conn, info.context.principal, external_id, data, expected=expected
+            ),
+        )
+        return CustomerUpsert(customer=Customer.of(customer), created=created)
+
+    @strawberry.mutation(
+        extensions=needs(Scope.CUSTOMERS_WRITE),
+        description="Soft-delete a customer: gone from reads, history kept; answers its id.",
+    )
+    async def delete_customer(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> strawberry.ID:
+        customer_id = parse_id(id)
+        expected = expected_versions(if_match_version)
+        await idempotent(
+            info,
+            idempotency_key,
+            None,
+            lambda conn: service.delete_customer(
+                conn, info.context.principal, customer_id, expected=expected
+            ),
+        )
+        return strawberry.ID(str(customer_id))
+
+    @strawberry.mutation(
+        extensions=needs(Scope.CUSTOMERS_WRITE),
+        description="Irreversibly anonymise a customer's personal data (right to erasure); "
+        "see the REST operation for what is removed.",
+    )
+    async def erase_customer(
+        self, info: Info, id: strawberry.ID, idempotency_key: IdempotencyKey = None
+    ) -> Customer:
+        customer_id = parse_id(id)
+        erased = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Customer,
+            lambda conn: erasure.erase_customer(conn, info.context.principal, customer_id),
+        )
+        return Customer.of(erased)

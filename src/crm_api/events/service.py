@@ -99,10 +99,11 @@ async def list_events(
     rows = await db.fetch(conn, FEED.apply(query, cursor, limit))
     page = rows[:limit]
     next_cursor = FEED.encode((page[-1]["tx_id"], page[-1]["seq"])) if page else cursor
-    return [_render(r, principal) for r in page], next_cursor, len(rows) > limit
+    return [render(r, principal) for r in page], next_cursor, len(rows) > limit
 
 
-def _render(row: db.Record, principal: Principal) -> Event:
+def render(row: db.Record, principal: Principal) -> Event:
+    """An outbox row as ``principal`` may see it (personal fields need `pii:read`)."""
     return Event(
         id=row["id"],
         type=row["type"],

@@ -1,25 +1,72 @@
-"""Per-request GraphQL context: the caller, the database, the settings and the DataLoaders."""
+"""Per-request GraphQL context: the caller, the database, the settings and the DataLoaders.
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+A websocket's context lives as long as the connection: its caller is known once the
+`connection_init` message brought the key (browsers cannot set a websocket's headers).
+"""
+
+import contextlib
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from crm_api.config import Settings
-from crm_api.core.auth import Authenticated, Principal
-from crm_api.core.db import Database
+from crm_api.core.auth import Authenticator, Principal, presented_secret
+from crm_api.core.db import Connection, Database
+from crm_api.core.errors import Unauthorized
+from crm_api.events.live import LiveEvents
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @dataclass
 class Context(BaseContext):
-    principal: Principal
+    caller: Principal | Unauthorized  # who calls, or why nobody is signed in
     db: Database
     settings: Settings
+    authenticator: Authenticator
+    live_events: LiveEvents
+    secret: str | None = None
     loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def principal(self) -> Principal:
+        """The caller; resolving a field without a valid key is unauthorized."""
+        if isinstance(self.caller, Unauthorized):
+            raise Unauthorized(self.caller.detail)
+        return self.caller
+
+    async def sign_in(self, secret: str | None) -> Principal:
+        """Authenticate with ``secret``; unauthorized (and so for every later field) without
+        a valid key."""
+        self.secret = secret
+        try:
+            self.caller = await self.authenticator.authenticate(secret)
+        except Unauthorized as refused:
+            self.caller = refused
+            raise
+        return self.caller
+
+    async def sign_in_again(self) -> Principal:
+        """The caller verified anew, for operations outliving a request (subscriptions): a
+        key revoked or expired meanwhile is refused from then on."""
+        return await self.sign_in(self.secret)
+
+    async def sign_in_socket(self) -> None:
+        """Authenticate a websocket at `connection_init`: the key in its payload, under a
+        header's name (`Authorization: Bearer <key>` or `X-API-Key`), else in the upgrade
+        request's headers. Without a valid key the connection stays open and every field
+        answers unauthorized, with the reason."""
+        params = self.connection_params if isinstance(self.connection_params, dict) else {}
+        given = {str(k).lower(): v for k, v in params.items() if isinstance(v, str)}
+        assert self.request is not None
+        with contextlib.suppress(Unauthorized):
+            await self.sign_in(presented_secret(given) or presented_secret(self.request.headers))
 
     def loader(
         self, key: Hashable, load: Callable[[list[Any]], Awaitable[Sequence[Any]]]
@@ -32,11 +79,38 @@ class Context(BaseContext):
             self.loaders[key] = DataLoader(load_fn=load)
         return self.loaders[key]
 
+    async def batched(
+        self,
+        key: Hashable,
+        fetch: Callable[[Connection, list[K]], Awaitable[Mapping[K, V]]],
+        item: K,
+        default: V,
+    ) -> V:
+        """``item``'s value in ``fetch(conn, items)``, which a service answers with one
+        statement for all the items resolvers ask ``key`` for together; ``default`` for
+        those it leaves out. A page of customers' nested fields so costs a fixed number of
+        statements, whatever its size."""
+
+        async def load(items: list[K]) -> list[V]:
+            async with self.db.connection() as conn:
+                found = await fetch(conn, items)
+            return [found.get(i, default) for i in items]
+
+        return await self.loader(key, load).load(item)
+
 
 Info = StrawberryInfo[Context, None]
 
 
-async def get_context(request: Request, principal: Authenticated) -> Context:
-    return Context(
-        principal=principal, db=request.app.state.db, settings=request.app.state.settings
+async def get_context(connection: HTTPConnection) -> Context:
+    state = connection.app.state
+    context = Context(
+        caller=Unauthorized("Send the API key in the connection_init payload."),
+        db=state.db,
+        settings=state.settings,
+        authenticator=state.authenticator,
+        live_events=state.live_events,
     )
+    if connection.scope["type"] == "http":
+        await context.sign_in(presented_secret(connection.headers))
+    return context

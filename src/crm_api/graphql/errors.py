@@ -1,8 +1,10 @@
 """GraphQL errors in the API's one vocabulary: the problem slugs and statuses REST uses.
 
 Resolvers raise the same ``ProblemError``s as the services; ``ProblemExtensions`` renders
-them as ``extensions: {code, status, errors?}`` and replaces any other exception raised
-while resolving a field with an opaque internal error, so no Python detail leaks.
+them as ``extensions: {code, type, status, errors?}`` and replaces any other exception
+raised while resolving a field with an opaque internal error, so no Python detail leaks.
+``type`` is REST's problem ``type`` itself (``/problems/not-found``); ``code`` is its last
+segment (``not-found``), the short form GraphQL clients conventionally switch on.
 """
 
 import logging
@@ -11,9 +13,11 @@ from typing import Any, TypeVar
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import StreamExecutionResult
 
 from crm_api.core.errors import (
     DATABASE_UNAVAILABLE,
+    PROBLEM_BASE,
     FieldError,
     NotFound,
     ProblemError,
@@ -46,7 +50,11 @@ def _field_error(error: FieldError) -> dict[str, str]:
 
 
 def _problem(error: GraphQLError, problem: ProblemError) -> GraphQLError:
-    extensions: dict[str, Any] = {"code": problem.slug, "status": problem.status}
+    extensions: dict[str, Any] = {
+        "code": problem.slug,
+        "type": PROBLEM_BASE + problem.slug,
+        "status": problem.status,
+    }
     if problem.errors:
         extensions["errors"] = [_field_error(e) for e in problem.errors]
     return GraphQLError(
@@ -72,12 +80,20 @@ def _rendered(error: GraphQLError) -> GraphQLError:
     )
 
 
+def _render_errors(result: Any) -> None:
+    if getattr(result, "errors", None):
+        result.errors = [_rendered(e) for e in result.errors]
+
+
 class ProblemExtensions(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if getattr(result, "errors", None):
-            result.errors = [_rendered(e) for e in result.errors]  # type: ignore[union-attr]
+        _render_errors(self.execution_context.result)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        # A websocket sends each result as it comes, before the operation ends.
+        _render_errors(result)
+        yield
 
 
 def log_unexpected(errors: list[GraphQLError]) -> None:

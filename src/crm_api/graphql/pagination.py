@@ -1,16 +1,20 @@
 """Relay connections over the services' keyset pages (the cursors REST hands out)."""
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
 from strawberry import relay
 
+from crm_api.core.db import Connection
 from crm_api.core.errors import ValidationFailed
 from crm_api.core.pagination import MAX_LIMIT
+from crm_api.graphql.context import Info
 
 M = TypeVar("M")
 N = TypeVar("N")
+K = TypeVar("K", bound=Hashable)
+Page = tuple[list[M], str | None]
 
 
 def page_size(first: int) -> int:
@@ -29,6 +33,28 @@ def after_argument() -> Iterator[None]:
             if error.field == "cursor":
                 error.field = "after"
         raise
+
+
+async def nested_page(
+    info: Info,
+    key: Hashable,
+    owner: K,
+    *,
+    first_pages: Callable[[Connection, list[K]], Awaitable[Mapping[K, Page[M]]]],
+    after: str | None,
+    page_after: Callable[[Connection, str], Awaitable[Page[M]]],
+) -> Page[M]:
+    """A page of one owner's nested list (a customer's timeline, an account's ledger).
+
+    First pages go through the request's batch ``key``: ``first_pages`` answers those of
+    all the owners asked together with one statement, so a page of customers costs the
+    same whatever its size. A page after a cursor is ``page_after``, the owner's own query.
+    """
+    if after is None:
+        return await info.context.batched(key, first_pages, owner, ([], None))
+    with after_argument():
+        async with info.context.db.connection() as conn:
+            return await page_after(conn, after)
 
 
 def connection(

@@ -2,7 +2,6 @@
 
 import uuid
 from datetime import datetime
-from functools import partial
 
 import strawberry
 from strawberry import relay
@@ -10,13 +9,16 @@ from strawberry.scalars import JSON
 
 from crm_api.core.channels import Channel
 from crm_api.core.scopes import Scope
-from crm_api.graphql.context import Context, Info
+from crm_api.graphql.context import Info
 from crm_api.graphql.convert import from_model, parse_id, plain, validated
 from crm_api.graphql.errors import or_none
-from crm_api.graphql.pagination import after_argument, connection, page_size
+from crm_api.graphql.idempotency import IdempotencyKey, idempotent
+from crm_api.graphql.node import Node, findable
+from crm_api.graphql.pagination import after_argument, connection, nested_page, page_size
 from crm_api.graphql.permissions import needs
 from crm_api.graphql.scalars import MinorUnits
 from crm_api.interactions import schemas, service
+from crm_api.interactions.models import interactions
 
 strawberry.enum(schemas.InteractionType, name="InteractionType")
 strawberry.enum(schemas.Direction, name="Direction")
@@ -32,7 +34,7 @@ class LineItem:
 
 
 @strawberry.type(description="A fact on a customer's timeline; immutable once recorded.")
-class Interaction:
+class Interaction(Node):
     id: strawberry.ID
     customer_id: strawberry.ID
     type: schemas.InteractionType
@@ -55,6 +57,14 @@ class Interaction:
     @classmethod
     def of(cls, model: schemas.Interaction) -> "Interaction":
         return from_model(cls, model, items=[from_model(LineItem, i) for i in model.items])
+
+
+findable(
+    Interaction,
+    interactions.c.id,
+    Scope.INTERACTIONS_READ,
+    lambda conn, principal, id, parent: service.get_interaction(conn, principal, id),
+)
 
 
 @strawberry.input
@@ -93,41 +103,42 @@ class InteractionInput:
     )
 
 
+@strawberry.input
+class InteractionFilter:
+    customer_id: strawberry.ID | None = strawberry.UNSET
+    types: list[schemas.InteractionType] | None = strawberry.field(
+        default=strawberry.UNSET, description="Any of these types."
+    )
+    channels: list[Channel] | None = strawberry.field(
+        default=strawberry.UNSET, description="Any of these channels."
+    )
+    since: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="occurredAt >= since."
+    )
+    until: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="occurredAt < until."
+    )
+
+
 def _cursor(interaction: schemas.Interaction) -> str:
     return service.TIMELINE.encode((interaction.occurred_at, interaction.id))
-
-
-async def _latest(
-    ctx: Context, limit: int, customer_ids: list[uuid.UUID]
-) -> list[tuple[list[schemas.Interaction], str | None]]:
-    async with ctx.db.connection() as conn:
-        pages = await service.latest_by_customer(conn, ctx.principal, customer_ids, limit=limit)
-    return [pages[customer_id] for customer_id in customer_ids]
 
 
 async def timeline(
     info: Info, customer_id: uuid.UUID, *, first: int, after: str | None
 ) -> relay.Connection[Interaction]:
-    """A customer's timeline page, newest first.
-
-    First pages go through a per-request DataLoader, so the timelines of a whole page of
-    customers cost one batch; a page after a cursor is one customer's own query.
-    """
-    ctx, limit = info.context, page_size(first)
-    if after is None:
-        loader = ctx.loader(("timelines", limit), partial(_latest, ctx, limit))
-        page, next_cursor = await loader.load(customer_id)
-    else:
-        with after_argument():
-            async with ctx.db.connection() as conn:
-                page, next_cursor = await service.customer_timeline(
-                    conn,
-                    ctx.principal,
-                    customer_id,
-                    schemas.InteractionFilters(),
-                    cursor=after,
-                    limit=limit,
-                )
+    """A customer's timeline page, newest first."""
+    principal, limit = info.context.principal, page_size(first)
+    page, next_cursor = await nested_page(
+        info,
+        ("timelines", limit),
+        customer_id,
+        first_pages=lambda conn, ids: service.latest_by_customer(conn, principal, ids, limit=limit),
+        after=after,
+        page_after=lambda conn, cursor: service.customer_timeline(
+            conn, principal, customer_id, schemas.InteractionFilters(), cursor=cursor, limit=limit
+        ),
+    )
     return connection(
         page, node=Interaction.of, cursor_of=_cursor, has_next_page=next_cursor is not None
     )
@@ -143,6 +154,28 @@ class InteractionQueries:
             )
         return None if found is None else Interaction.of(found)
 
+    @strawberry.field(
+        extensions=needs(Scope.INTERACTIONS_READ),
+        description="Interactions of every customer, newest first; cursors are REST's.",
+    )
+    async def interactions(
+        self,
+        info: Info,
+        first: int = 50,
+        after: str | None = None,
+        filter: InteractionFilter | None = None,
+    ) -> relay.Connection[Interaction]:
+        limit = page_size(first)
+        filters = validated(schemas.InteractionFilters, plain(filter) if filter else {})
+        with after_argument():
+            async with info.context.db.connection() as conn:
+                page, next_cursor = await service.list_interactions(
+                    conn, info.context.principal, filters, cursor=after, limit=limit
+                )
+        return connection(
+            page, node=Interaction.of, cursor_of=_cursor, has_next_page=next_cursor is not None
+        )
+
 
 @strawberry.type
 class InteractionMutations:
@@ -150,8 +183,14 @@ class InteractionMutations:
         extensions=needs(Scope.INTERACTIONS_WRITE),
         description="Record an interaction; an externalId already recorded is a conflict.",
     )
-    async def record_interaction(self, info: Info, input: InteractionInput) -> Interaction:
+    async def record_interaction(
+        self, info: Info, input: InteractionInput, idempotency_key: IdempotencyKey = None
+    ) -> Interaction:
         data = validated(schemas.InteractionCreate, plain(input))
-        async with info.context.db.transaction() as conn:
-            recorded = await service.record_interaction(conn, info.context.principal, data)
+        recorded = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Interaction,
+            lambda conn: service.record_interaction(conn, info.context.principal, data),
+        )
         return Interaction.of(recorded)

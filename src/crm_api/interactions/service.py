@@ -301,45 +301,24 @@ async def customer_timeline(
     )
 
 
-_RANKED = (
-    sa.select(
-        t,
-        sa.func.row_number()
-        .over(partition_by=t.c.customer_id, order_by=(t.c.occurred_at.desc(), t.c.id.desc()))
-        .label("rank"),
-    )
-    .where(t.c.customer_id == sa.any_(sa.bindparam("customer_ids", type_=sa.ARRAY(sa.Uuid))))
-    .subquery()
-)
-_LATEST = Compiled.of(
-    sa.select(_RANKED)
-    .where(_RANKED.c.rank <= sa.bindparam("rows", type_=sa.Integer))
-    .order_by(_RANKED.c.customer_id, _RANKED.c.rank)
-)
+_FIRST_PAGES = Compiled.of(TIMELINE.first_pages(sa.select(t), t.c.customer_id))
 
 
 async def latest_by_customer(
     conn: Connection, principal: Principal, customer_ids: Sequence[uuid.UUID], *, limit: int
 ) -> dict[uuid.UUID, tuple[list[Interaction], str | None]]:
-    """The first timeline page of each of these (known live) customers.
+    """The first timeline page of each of these (known live) customers; those with no
+    interactions are left out.
 
     Two statements however many customers are asked for, so a page of customers with
     their timelines (GraphQL's DataLoader) costs the same for 5 customers as for 200.
     """
-    rows: dict[uuid.UUID, list[db.Record]] = defaultdict(list)
-    for row in await _LATEST.fetch(conn, customer_ids=list(customer_ids), rows=limit + 1):
-        rows[row["customer_id"]].append(row)
-    pages = {
-        customer_id: TIMELINE.cut(found, limit, _timeline_key)
-        for customer_id, found in rows.items()
-    }
+    rows = await _FIRST_PAGES.fetch(conn, customer_ids=list(customer_ids), rows=limit + 1)
+    pages = TIMELINE.cut_pages(rows, limit, _timeline_key, lambda row: row["customer_id"])
     shown: dict[uuid.UUID, list[Interaction]] = defaultdict(list)
     for interaction in await _with_items(conn, [r for page, _ in pages.values() for r in page]):
         shown[interaction.customer_id].append(interaction)
-    return {
-        customer_id: (shown[customer_id], pages[customer_id][1] if customer_id in pages else None)
-        for customer_id in customer_ids
-    }
+    return {customer_id: (shown[customer_id], after) for customer_id, (_, after) in pages.items()}
 
 
 async def erase_personal_content(conn: Connection, customer_id: uuid.UUID) -> None:

@@ -20,27 +20,29 @@ from crm_api.lifecycle.models import lifecycle_stages as s
 from crm_api.lifecycle.schemas import START, Stage, StageGraph, StagesReplace
 
 _target = s.alias("target")
-_TARGETS_OF = (
-    sa.select(e.c.to_stage)
-    .join(_target, _target.c.name == e.c.to_stage)
-    .where(e.c.from_stage == s.c.name)
-    .order_by(_target.c.position)
-    .scalar_subquery()
-)
+
+
+def targets_of(stage: sa.ColumnElement[str]) -> sa.ColumnElement[list[str]]:
+    """SQL: the array of stages a customer in ``stage`` (a value or column) may move to, in
+    display order."""
+    return sa.func.array(
+        sa.select(e.c.to_stage)
+        .join(_target, _target.c.name == e.c.to_stage)
+        .where(e.c.from_stage == stage)
+        .order_by(_target.c.position)
+        .scalar_subquery()
+    )
+
+
 _STAGES = Compiled.of(
-    sa.select(s.c.name, s.c.description, sa.func.array(_TARGETS_OF).label("targets")).order_by(
+    sa.select(s.c.name, s.c.description, targets_of(s.c.name).label("targets")).order_by(
         s.c.position
     )
 )
 _GRAPH = Compiled.of(sa.select(g))
 _SHARE = Compiled.of(sa.select(g.c.version).with_for_update(read=True, key_share=True))
 _EXCLUSIVE = Compiled.of(sa.select(g.c.version).with_for_update())
-_TARGETS = Compiled.of(
-    sa.select(e.c.to_stage)
-    .join(s, s.c.name == e.c.to_stage)
-    .where(e.c.from_stage == sa.bindparam("stage"))
-    .order_by(s.c.position)
-)
+_TARGETS = Compiled.of(sa.select(targets_of(sa.bindparam("stage", type_=sa.Text))))
 _NAMES = Compiled.of(sa.select(s.c.name))
 _BUMP = Compiled.of(
     sa.update(g).values(version=g.c.version + 1, updated_at=sa.func.now()).returning(g)
@@ -81,7 +83,7 @@ async def hold(conn: Connection) -> None:
 
 async def targets(conn: Queryable, stage: str) -> list[str]:
     """The stages a customer in ``stage`` may move to, in display order."""
-    return [r["to_stage"] for r in await _TARGETS.fetch(conn, stage=stage)]
+    return list(await _TARGETS.fetchval(conn, stage=stage))
 
 
 async def names(conn: Queryable) -> set[str]:

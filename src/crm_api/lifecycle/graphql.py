@@ -11,9 +11,12 @@ from crm_api.core.scopes import Scope
 from crm_api.graphql.context import Info
 from crm_api.graphql.convert import expected_versions, from_model, parse_id, plain, validated
 from crm_api.graphql.errors import or_none
-from crm_api.graphql.pagination import after_argument, connection, page_size
+from crm_api.graphql.idempotency import IdempotencyKey, idempotent
+from crm_api.graphql.node import Node, findable
+from crm_api.graphql.pagination import connection, nested_page, page_size
 from crm_api.graphql.permissions import needs
 from crm_api.lifecycle import schemas, service
+from crm_api.lifecycle.models import lifecycle_transitions
 
 strawberry.enum(schemas.RuleName, name="LifecycleRuleName")
 
@@ -50,7 +53,7 @@ class LifecycleRule:
 
 
 @strawberry.type(description="One move of a customer from a stage to another.")
-class LifecycleTransition:
+class LifecycleTransition(Node):
     id: strawberry.ID
     customer_id: strawberry.ID
     from_stage: str
@@ -67,6 +70,15 @@ class LifecycleTransition:
     def of(cls, model: schemas.Transition) -> "LifecycleTransition":
         actor = None if model.actor_key_id is None else strawberry.ID(str(model.actor_key_id))
         return from_model(cls, model, actor_key_id=actor)
+
+
+findable(
+    LifecycleTransition,
+    lifecycle_transitions.c.id,
+    Scope.LIFECYCLE_READ,
+    lambda conn, principal, id, customer_id: service.get_transition(conn, customer_id, id),
+    parent=lifecycle_transitions.c.customer_id,
+)
 
 
 @strawberry.type(description="A customer's stage, since when, and where they may move now.")
@@ -87,11 +99,16 @@ async def transitions_of(
     info: Info, customer_id: uuid.UUID, *, first: int, after: str | None
 ) -> relay.Connection[LifecycleTransition]:
     limit = page_size(first)
-    with after_argument():
-        async with info.context.db.connection() as conn:
-            page, next_cursor = await service.list_transitions(
-                conn, customer_id, cursor=after, limit=limit
-            )
+    page, next_cursor = await nested_page(
+        info,
+        ("transitions", limit),
+        customer_id,
+        first_pages=lambda conn, ids: service.transitions_by_customer(conn, ids, limit=limit),
+        after=after,
+        page_after=lambda conn, cursor: service.list_transitions(
+            conn, customer_id, cursor=cursor, limit=limit
+        ),
+    )
     return connection(
         page,
         node=LifecycleTransition.of,
@@ -104,6 +121,13 @@ async def lifecycle_of(info: Info, customer_id: uuid.UUID) -> CustomerLifecycle 
     async with info.context.db.connection() as conn:
         found = await or_none(service.customer_lifecycle(conn, customer_id))
     return None if found is None else from_model(CustomerLifecycle, found)
+
+
+async def lifecycle_from(info: Info, customer: schemas.CustomerStage) -> CustomerLifecycle:
+    """The lifecycle of a customer read with its stage, batched with the other customers'
+    of the request."""
+    found = await info.context.batched("lifecycles", service.lifecycles, customer, None)
+    return from_model(CustomerLifecycle, found)
 
 
 @strawberry.input(description="A stage of a replacement graph.")
@@ -134,6 +158,15 @@ class LifecycleQueries:
     ) -> CustomerLifecycle | None:
         return await lifecycle_of(info, parse_id(customer_id, "customerId"))
 
+    @strawberry.field(extensions=needs(Scope.LIFECYCLE_READ), description="null if unknown.")
+    async def lifecycle_transition(
+        self, info: Info, customer_id: strawberry.ID, id: strawberry.ID
+    ) -> LifecycleTransition | None:
+        customer, transition_id = parse_id(customer_id, "customerId"), parse_id(id)
+        async with info.context.db.connection() as conn:
+            found = await or_none(service.get_transition(conn, customer, transition_id))
+        return None if found is None else LifecycleTransition.of(found)
+
 
 @strawberry.type
 class LifecycleMutations:
@@ -149,17 +182,19 @@ class LifecycleMutations:
         to: str,
         reason: str | None = None,
         if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> LifecycleTransition:
         customer = parse_id(customer_id, "customerId")
         data = validated(schemas.TransitionCreate, {"to": to, "reason": reason})
-        async with info.context.db.transaction() as conn:
-            made, _ = await service.transition(
-                conn,
-                info.context.principal,
-                customer,
-                data,
-                expected=expected_versions(if_match_version),
-            )
+        expected = expected_versions(if_match_version)
+        made, _ = await idempotent(
+            info,
+            idempotency_key,
+            tuple[schemas.Transition, int],
+            lambda conn: service.transition(
+                conn, info.context.principal, customer, data, expected=expected
+            ),
+        )
         return LifecycleTransition.of(made)
 
     @strawberry.mutation(
@@ -171,12 +206,16 @@ class LifecycleMutations:
         info: Info,
         stages: list[LifecycleStageInput],
         if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> LifecycleGraph:
         data = validated(schemas.StagesReplace, {"stages": plain(stages)})
-        async with info.context.db.transaction() as conn:
-            graph = await service.replace_stages(
-                conn, data, expected=expected_versions(if_match_version)
-            )
+        expected = expected_versions(if_match_version)
+        graph = await idempotent(
+            info,
+            idempotency_key,
+            schemas.StageGraph,
+            lambda conn: service.replace_stages(conn, data, expected=expected),
+        )
         return LifecycleGraph.of(graph)
 
     @strawberry.mutation(
@@ -190,13 +229,17 @@ class LifecycleMutations:
         enabled: bool | None = strawberry.UNSET,
         settings: JSON | None = strawberry.UNSET,
         if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> LifecycleRule:
         given = {"enabled": enabled, "settings": settings}
         patch = validated(
             schemas.RuleUpdate, {k: v for k, v in given.items() if v is not strawberry.UNSET}
         )
-        async with info.context.db.transaction() as conn:
-            rule = await service.update_rule(
-                conn, name, patch, expected=expected_versions(if_match_version)
-            )
+        expected = expected_versions(if_match_version)
+        rule = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Rule,
+            lambda conn: service.update_rule(conn, name, patch, expected=expected),
+        )
         return from_model(LifecycleRule, rule)

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -78,6 +78,14 @@ class Transition(BaseModel):
         description="The API key that made a manual move; null for automatic ones."
     )
     occurred_at: datetime
+
+
+class CustomerStage(NamedTuple):
+    """A live customer's stage and creation time, as read with the customer."""
+
+    customer_id: uuid.UUID
+    stage: str
+    created_at: datetime
 
 
 class CustomerLifecycle(BaseModel):

@@ -6,6 +6,7 @@ in that order, so a graph replacement and transitions never deadlock.
 """
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from crm_api.lifecycle import graph, rules
 from crm_api.lifecycle.models import lifecycle_transitions as tr
 from crm_api.lifecycle.schemas import (
     CustomerLifecycle,
+    CustomerStage,
     Rule,
     RuleName,
     RuleUpdate,
@@ -35,6 +37,10 @@ from crm_api.lifecycle.schemas import (
 )
 
 HISTORY = Keyset("lifecycle_transitions", [tr.c.occurred_at, tr.c.id], descending=True)
+
+
+def _history_key(row: Record) -> tuple[Any, ...]:
+    return row["occurred_at"], row["id"]
 
 
 # -- the graph and the rules -----------------------------------------------------------
@@ -74,12 +80,6 @@ _INSERT = Compiled.of(
         | {"occurred_at": sa.func.clock_timestamp()}
     )
     .returning(tr.c.occurred_at)
-)
-_LATEST = Compiled.of(
-    sa.select(tr.c.occurred_at)
-    .where(tr.c.customer_id == sa.bindparam("customer_id"))
-    .order_by(tr.c.occurred_at.desc(), tr.c.id.desc())
-    .limit(1)
 )
 
 
@@ -149,7 +149,7 @@ async def list_transitions(
     await _require_customer(conn, customer_id)
     query = sa.select(tr).where(tr.c.customer_id == customer_id)
     rows = await db.fetch(conn, HISTORY.apply(query, cursor, limit))
-    page, next_cursor = HISTORY.cut(rows, limit, lambda row: (row["occurred_at"], row["id"]))
+    page, next_cursor = HISTORY.cut(rows, limit, _history_key)
     return [Transition.model_validate(dict(row)) for row in page], next_cursor
 
 
@@ -170,16 +170,75 @@ async def get_transition(
     return Transition.model_validate(dict(row))
 
 
+def _lifecycles() -> Compiled:
+    given = (
+        sa.func.unnest(
+            sa.bindparam("customer_ids", type_=sa.ARRAY(sa.Uuid)),
+            sa.bindparam("stages", type_=sa.ARRAY(sa.Text)),
+            sa.bindparam("created_ats", type_=sa.ARRAY(sa.DateTime(timezone=True))),
+        )
+        .table_valued("customer_id", "stage", "created_at")
+        .render_derived(name="customer")
+    )
+    moved_at = (
+        sa.select(tr.c.occurred_at)
+        .where(tr.c.customer_id == given.c.customer_id)
+        .order_by(tr.c.occurred_at.desc(), tr.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return Compiled.of(
+        sa.select(
+            given.c.customer_id,
+            given.c.stage,
+            sa.func.coalesce(moved_at, given.c.created_at).label("since"),
+            graph.targets_of(given.c.stage).label("allowed"),
+        )
+    )
+
+
+_LIFECYCLES = _lifecycles()
+
+
+async def lifecycles(
+    conn: Queryable, customers: Sequence[CustomerStage]
+) -> dict[CustomerStage, CustomerLifecycle]:
+    """Each of these live customers' stage, since when, and where they may move from it:
+    one statement for any number of customers."""
+    rows = await _LIFECYCLES.fetch(
+        conn,
+        customer_ids=[c.customer_id for c in customers],
+        stages=[c.stage for c in customers],
+        created_ats=[c.created_at for c in customers],
+    )
+    given = {(c.customer_id, c.stage): c for c in customers}
+    return {
+        given[row["customer_id"], row["stage"]]: CustomerLifecycle.model_validate(dict(row))
+        for row in rows
+    }
+
+
 async def customer_lifecycle(conn: Queryable, customer_id: uuid.UUID) -> CustomerLifecycle:
     """A live customer's stage, since when, and where they may move from it."""
     customer = await _require_customer(conn, customer_id)
-    since = await _LATEST.fetchval(conn, customer_id=customer_id)
-    return CustomerLifecycle(
-        customer_id=customer_id,
-        stage=customer["lifecycle_stage"],
-        since=since or customer["created_at"],
-        allowed=await graph.targets(conn, customer["lifecycle_stage"]),
-    )
+    held = CustomerStage(customer_id, customer["lifecycle_stage"], customer["created_at"])
+    return (await lifecycles(conn, [held]))[held]
+
+
+_FIRST_PAGES = Compiled.of(HISTORY.first_pages(sa.select(tr), tr.c.customer_id))
+
+
+async def transitions_by_customer(
+    conn: Queryable, customer_ids: Sequence[uuid.UUID], *, limit: int
+) -> dict[uuid.UUID, tuple[list[Transition], str | None]]:
+    """The first page of transitions of each of these live customers, newest first; those
+    never moved are left out. One statement for any number of customers."""
+    rows = await _FIRST_PAGES.fetch(conn, customer_ids=list(customer_ids), rows=limit + 1)
+    pages = HISTORY.cut_pages(rows, limit, _history_key, lambda row: row["customer_id"])
+    return {
+        customer_id: ([Transition.model_validate(dict(row)) for row in page], after)
+        for customer_id, (page, after) in pages.items()
+    }
 
 
 def acts_on(

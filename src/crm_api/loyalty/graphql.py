@@ -1,10 +1,9 @@
 """GraphQL transport of loyalty programmes, rewards, accounts and the points ledger.
 
-Ledger mutations take an ``idempotencyKey``: the ledger keeps it on the entry, and the
-same key from the same API key answers that entry again instead of making a second one.
+Ledger mutations also keep their ``idempotencyKey`` on the entry, as REST does: the same
+key from the same API key answers that entry again, even after its stored answer expired.
 """
 
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -16,14 +15,21 @@ from pydantic import BaseModel
 from strawberry import relay
 from strawberry.types.scalar import ScalarDefinition
 
-from crm_api.core.errors import ValidationFailed
 from crm_api.core.scopes import Scope
 from crm_api.graphql.context import Info
 from crm_api.graphql.convert import expected_versions, from_model, parse_id, plain, validated
 from crm_api.graphql.errors import or_none
-from crm_api.graphql.pagination import after_argument, connection, page_size
+from crm_api.graphql.idempotency import IdempotencyKey, idempotent
+from crm_api.graphql.node import Node, findable
+from crm_api.graphql.pagination import after_argument, connection, nested_page, page_size
 from crm_api.graphql.permissions import needs
 from crm_api.loyalty import schemas, service
+from crm_api.loyalty.models import (
+    loyalty_accounts,
+    loyalty_entries,
+    loyalty_programs,
+    loyalty_rewards,
+)
 
 
 def _whole(value: object) -> int:
@@ -45,7 +51,6 @@ SCALARS: dict[object, ScalarDefinition] = {
 strawberry.enum(schemas.Rounding, name="LoyaltyRounding")
 strawberry.enum(schemas.Downgrade, name="LoyaltyDowngrade")
 strawberry.enum(schemas.EntryKind, name="LoyaltyEntryKind")
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 @strawberry.type
@@ -56,7 +61,7 @@ class LoyaltyTier:
 
 
 @strawberry.type(description="A reward of a programme's catalogue.")
-class LoyaltyReward:
+class LoyaltyReward(Node):
     id: strawberry.ID
     program_id: strawberry.ID
     name: str
@@ -70,7 +75,7 @@ class LoyaltyReward:
 
 
 @strawberry.type(description="How points are earned, locked, expired and tiered.")
-class LoyaltyProgram:
+class LoyaltyProgram(Node):
     id: strawberry.ID
     name: str
     description: str | None
@@ -111,7 +116,7 @@ class LoyaltyProgram:
 
 
 @strawberry.type(description="One line of the ledger; never changed or removed.")
-class LoyaltyEntry:
+class LoyaltyEntry(Node):
     id: strawberry.ID
     account_id: strawberry.ID
     customer_id: strawberry.ID
@@ -149,7 +154,7 @@ class LoyaltyNextTier:
 
 
 @strawberry.type(description="A customer's membership of a programme and its balances.")
-class LoyaltyAccount:
+class LoyaltyAccount(Node):
     id: strawberry.ID
     customer_id: strawberry.ID
     program_id: strawberry.ID
@@ -169,12 +174,31 @@ class LoyaltyAccount:
     async def entries(
         self, info: Info, first: int = 50, after: str | None = None
     ) -> relay.Connection[LoyaltyEntry]:
-        return await _entries(info, uuid.UUID(self.id), first, after)
+        account_id, limit = uuid.UUID(self.id), page_size(first)
+        page, next_cursor = await nested_page(
+            info,
+            ("loyalty_entries", limit),
+            (uuid.UUID(self.customer_id), account_id),
+            first_pages=lambda conn, accounts: service.latest_entries(conn, accounts, limit=limit),
+            after=after,
+            page_after=lambda conn, cursor: service.list_entries(
+                conn, account_id, cursor=cursor, limit=limit
+            ),
+        )
+        return _entry_page(page, next_cursor)
 
     @classmethod
     def of(cls, model: schemas.Account) -> "LoyaltyAccount":
         next_tier = model.next_tier and from_model(LoyaltyNextTier, model.next_tier)
         return from_model(cls, model, next_tier=next_tier)
+
+
+async def loyalty_accounts_of(info: Info, customer_id: uuid.UUID) -> list[LoyaltyAccount]:
+    """A customer's accounts, batched with the other customers' of the request."""
+    found = await info.context.batched(
+        "loyalty_accounts", service.accounts_by_customer, customer_id, []
+    )
+    return [LoyaltyAccount.of(account) for account in found]
 
 
 async def _entries(
@@ -186,12 +210,46 @@ async def _entries(
             page, next_cursor = await service.list_entries(
                 conn, account_id, cursor=after, limit=limit
             )
+    return _entry_page(page, next_cursor)
+
+
+def _entry_page(
+    page: list[schemas.Entry], next_cursor: str | None
+) -> relay.Connection[LoyaltyEntry]:
     return connection(
         page,
         node=LoyaltyEntry.of,
         cursor_of=lambda e: service.ENTRIES.encode((e.seq,)),
         has_next_page=next_cursor is not None,
     )
+
+
+findable(
+    LoyaltyProgram,
+    loyalty_programs.c.id,
+    Scope.LOYALTY_READ,
+    lambda conn, principal, id, parent: service.get_program(conn, id),
+)
+findable(
+    LoyaltyReward,
+    loyalty_rewards.c.id,
+    Scope.LOYALTY_READ,
+    lambda conn, principal, id, program_id: service.get_reward(conn, program_id, id),
+    parent=loyalty_rewards.c.program_id,
+    render=lambda reward: from_model(LoyaltyReward, reward),
+)
+findable(
+    LoyaltyAccount,
+    loyalty_accounts.c.id,
+    Scope.LOYALTY_READ,
+    lambda conn, principal, id, parent: service.get_account(conn, id),
+)
+findable(
+    LoyaltyEntry,
+    loyalty_entries.c.id,
+    Scope.LOYALTY_READ,
+    lambda conn, principal, id, parent: service.get_entry(conn, id),
+)
 
 
 @strawberry.input
@@ -286,14 +344,6 @@ class LoyaltyReverseInput:
     reference: str | None = strawberry.UNSET
 
 
-def _key(value: str | None) -> str | None:
-    if value is not None and not _KEY.match(value):
-        raise ValidationFailed.for_field(
-            "idempotencyKey", "must be 1-255 printable ASCII characters"
-        )
-    return value
-
-
 async def _write(
     info: Info,
     write: Callable[..., Awaitable[tuple[schemas.Entry, bool]]],
@@ -302,9 +352,13 @@ async def _write(
     idempotency_key: str | None,
 ) -> "LoyaltyEntry":
     """One ledger write (earn, redeem, adjust, reverse) in a transaction of its own."""
-    key = _key(idempotency_key)
-    async with info.context.db.transaction() as conn:
-        entry, _ = await write(conn, target, request, actor=info.context.principal.key_id, key=key)
+    actor = info.context.principal.key_id
+    entry, _ = await idempotent(
+        info,
+        idempotency_key,
+        tuple[schemas.Entry, bool],
+        lambda conn: write(conn, target, request, actor=actor, key=idempotency_key),
+    )
     return LoyaltyEntry.of(entry)
 
 
@@ -335,6 +389,15 @@ class LoyaltyQueries:
             cursor_of=lambda p: service.PROGRAMS.encode((p.created_at, p.id)),
             has_next_page=next_cursor is not None,
         )
+
+    @strawberry.field(extensions=needs(Scope.LOYALTY_READ), description="null if unknown.")
+    async def loyalty_reward(
+        self, info: Info, program_id: strawberry.ID, id: strawberry.ID
+    ) -> LoyaltyReward | None:
+        program, reward = parse_id(program_id, "programId"), parse_id(id)
+        async with info.context.db.connection() as conn:
+            found = await or_none(service.get_reward(conn, program, reward))
+        return None if found is None else from_model(LoyaltyReward, found)
 
     @strawberry.field(extensions=needs(Scope.LOYALTY_READ), description="null if unknown.")
     async def loyalty_account(self, info: Info, id: strawberry.ID) -> LoyaltyAccount | None:
@@ -386,11 +449,16 @@ class LoyaltyQueries:
 class LoyaltyMutations:
     @strawberry.mutation(extensions=needs(Scope.LOYALTY_WRITE), description="Create a programme.")
     async def create_loyalty_program(
-        self, info: Info, input: LoyaltyProgramInput
+        self, info: Info, input: LoyaltyProgramInput, idempotency_key: IdempotencyKey = None
     ) -> LoyaltyProgram:
         data = validated(schemas.ProgramCreate, _unset_nulls(plain(input)))
-        async with info.context.db.transaction() as conn:
-            return LoyaltyProgram.of(await service.create_program(conn, data))
+        created = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Program,
+            lambda conn: service.create_program(conn, data),
+        )
+        return LoyaltyProgram.of(created)
 
     @strawberry.mutation(
         extensions=needs(Scope.LOYALTY_WRITE),
@@ -402,13 +470,17 @@ class LoyaltyMutations:
         id: strawberry.ID,
         input: LoyaltyProgramPatchInput,
         if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> LoyaltyProgram:
         program_id = parse_id(id)
         patch = validated(schemas.ProgramUpdate, plain(input))
-        async with info.context.db.transaction() as conn:
-            updated = await service.update_program(
-                conn, program_id, patch, expected=expected_versions(if_match_version)
-            )
+        expected = expected_versions(if_match_version)
+        updated = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Program,
+            lambda conn: service.update_program(conn, program_id, patch, expected=expected),
+        )
         return LoyaltyProgram.of(updated)
 
     @strawberry.mutation(
@@ -416,23 +488,39 @@ class LoyaltyMutations:
         description="Delete a programme without accounts; answers its id.",
     )
     async def delete_loyalty_program(
-        self, info: Info, id: strawberry.ID, if_match_version: int | None = None
+        self,
+        info: Info,
+        id: strawberry.ID,
+        if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> strawberry.ID:
         program_id = parse_id(id)
-        async with info.context.db.transaction() as conn:
-            await service.delete_program(
-                conn, program_id, expected=expected_versions(if_match_version)
-            )
+        expected = expected_versions(if_match_version)
+        await idempotent(
+            info,
+            idempotency_key,
+            None,
+            lambda conn: service.delete_program(conn, program_id, expected=expected),
+        )
         return strawberry.ID(str(program_id))
 
     @strawberry.mutation(extensions=needs(Scope.LOYALTY_WRITE), description="Add a reward.")
     async def create_loyalty_reward(
-        self, info: Info, program_id: strawberry.ID, input: LoyaltyRewardInput
+        self,
+        info: Info,
+        program_id: strawberry.ID,
+        input: LoyaltyRewardInput,
+        idempotency_key: IdempotencyKey = None,
     ) -> LoyaltyReward:
         program = parse_id(program_id, "programId")
         data = validated(schemas.RewardCreate, _unset_nulls(plain(input)))
-        async with info.context.db.transaction() as conn:
-            return from_model(LoyaltyReward, await service.create_reward(conn, program, data))
+        created = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Reward,
+            lambda conn: service.create_reward(conn, program, data),
+        )
+        return from_model(LoyaltyReward, created)
 
     @strawberry.mutation(extensions=needs(Scope.LOYALTY_WRITE), description="Change a reward.")
     async def update_loyalty_reward(
@@ -442,13 +530,17 @@ class LoyaltyMutations:
         id: strawberry.ID,
         input: LoyaltyRewardPatchInput,
         if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> LoyaltyReward:
         program, reward = parse_id(program_id, "programId"), parse_id(id)
         patch = validated(schemas.RewardUpdate, plain(input))
-        async with info.context.db.transaction() as conn:
-            updated = await service.update_reward(
-                conn, program, reward, patch, expected=expected_versions(if_match_version)
-            )
+        expected = expected_versions(if_match_version)
+        updated = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Reward,
+            lambda conn: service.update_reward(conn, program, reward, patch, expected=expected),
+        )
         return from_model(LoyaltyReward, updated)
 
     @strawberry.mutation(
@@ -456,11 +548,19 @@ class LoyaltyMutations:
         description="Enrol a live customer; an existing enrolment is answered as is.",
     )
     async def enrol_loyalty_account(
-        self, info: Info, customer_id: strawberry.ID, program_id: strawberry.ID
+        self,
+        info: Info,
+        customer_id: strawberry.ID,
+        program_id: strawberry.ID,
+        idempotency_key: IdempotencyKey = None,
     ) -> LoyaltyAccount:
         data = validated(schemas.Enrolment, {"customer_id": customer_id, "program_id": program_id})
-        async with info.context.db.transaction() as conn:
-            account, _ = await service.enrol(conn, data)
+        account, _ = await idempotent(
+            info,
+            idempotency_key,
+            tuple[schemas.Account, bool],
+            lambda conn: service.enrol(conn, data),
+        )
         return LoyaltyAccount.of(account)
 
     @strawberry.mutation(
@@ -472,7 +572,7 @@ class LoyaltyMutations:
         info: Info,
         account_id: strawberry.ID,
         input: LoyaltyEarnInput,
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> LoyaltyEntry:
         request = validated(schemas.EarnRequest, plain(input))
         return await _write(
@@ -488,7 +588,7 @@ class LoyaltyMutations:
         info: Info,
         account_id: strawberry.ID,
         input: LoyaltyRedeemInput,
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> LoyaltyEntry:
         request = validated(schemas.RedeemRequest, _unset_nulls(plain(input)))
         return await _write(
@@ -503,7 +603,7 @@ class LoyaltyMutations:
         info: Info,
         account_id: strawberry.ID,
         input: LoyaltyAdjustInput,
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> LoyaltyEntry:
         request = validated(schemas.AdjustRequest, plain(input))
         return await _write(
@@ -519,7 +619,7 @@ class LoyaltyMutations:
         info: Info,
         id: strawberry.ID,
         input: LoyaltyReverseInput,
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> LoyaltyEntry:
         request = validated(schemas.ReverseRequest, plain(input))
         return await _write(info, service.reverse, parse_id(id), request, idempotency_key)

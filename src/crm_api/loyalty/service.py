@@ -6,7 +6,8 @@ due lots before spending, plan debits over current lots, append one entry per ch
 """
 
 import uuid
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -352,6 +353,25 @@ async def list_accounts(
     return [_account(r) for r in page], next_cursor
 
 
+_CUSTOMERS_ACCOUNTS = Compiled.of(
+    _account_view()
+    .where(A.c.customer_id == sa.any_(sa.bindparam("customer_ids", type_=sa.ARRAY(sa.Uuid))))
+    .order_by(A.c.customer_id, A.c.created_at, A.c.id)
+)
+
+
+async def accounts_by_customer(
+    conn: Queryable, customer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Account]]:
+    """The accounts of each of these customers in every programme, oldest first; customers
+    in none are left out. One statement for any number of customers."""
+    found: dict[uuid.UUID, list[Account]] = defaultdict(list)
+    now = datetime.now(UTC)
+    for row in await _CUSTOMERS_ACCOUNTS.fetch(conn, customer_ids=list(customer_ids), now=now):
+        found[row["customer_id"]].append(_account(row))
+    return found
+
+
 def _enrolling() -> Compiled:
     customer = sa.bindparam("customer_id", type_=sa.Uuid)
     program = sa.bindparam("program_id", type_=sa.Uuid)
@@ -419,6 +439,10 @@ async def get_entry(conn: Queryable, entry_id: uuid.UUID) -> Entry:
     return Entry.model_validate(dict(row))
 
 
+def _entry_key(row: db.Record) -> tuple[Any, ...]:
+    return (row["seq"],)
+
+
 async def list_entries(
     conn: Queryable, account_id: uuid.UUID, *, cursor: str | None, limit: int
 ) -> tuple[list[Entry], str | None]:
@@ -428,8 +452,31 @@ async def list_entries(
         raise NotFound(f"No loyalty account with id {account_id}.")
     query = sa.select(E).where(E.c.customer_id == customer_id, E.c.account_id == account_id)
     rows = await db.fetch(conn, ENTRIES.apply(query, cursor, limit))
-    page, next_cursor = ENTRIES.cut(rows, limit, lambda r: (r["seq"],))
+    page, next_cursor = ENTRIES.cut(rows, limit, _entry_key)
     return [Entry.model_validate(dict(r)) for r in page], next_cursor
+
+
+_FIRST_ENTRY_PAGES = Compiled.of(ENTRIES.first_pages(sa.select(E), E.c.customer_id, E.c.account_id))
+
+
+async def latest_entries(
+    conn: Queryable, accounts: Sequence[tuple[uuid.UUID, uuid.UUID]], *, limit: int
+) -> dict[tuple[uuid.UUID, uuid.UUID], tuple[list[Entry], str | None]]:
+    """The first ledger page, newest first, of each of these (customer id, account id)
+    accounts; accounts without entries are left out. One statement for any number."""
+    rows = await _FIRST_ENTRY_PAGES.fetch(
+        conn,
+        customer_ids=[customer_id for customer_id, _ in accounts],
+        account_ids=[account_id for _, account_id in accounts],
+        rows=limit + 1,
+    )
+    pages = ENTRIES.cut_pages(
+        rows, limit, _entry_key, lambda r: (r["customer_id"], r["account_id"])
+    )
+    return {
+        account: ([Entry.model_validate(dict(r)) for r in page], after)
+        for account, (page, after) in pages.items()
+    }
 
 
 async def _open(

@@ -13,9 +13,12 @@ from crm_api.core.scopes import Scope
 from crm_api.graphql.context import Info
 from crm_api.graphql.convert import from_model, parse_id, plain, validated
 from crm_api.graphql.errors import or_none
+from crm_api.graphql.idempotency import IdempotencyKey, idempotent
+from crm_api.graphql.node import Node, findable
 from crm_api.graphql.pagination import after_argument, connection, page_size
 from crm_api.graphql.permissions import needs
 from crm_api.scoring import schemas, service
+from crm_api.scoring.models import scoring_runs
 from crm_api.scoring.protocol import ScorerKind, TimeUnit
 
 strawberry.enum(ScorerKind, name="ScorerKind")
@@ -32,7 +35,7 @@ class Scorer:
 
 
 @strawberry.type(description="One fit of a scorer and the scores it wrote.")
-class ScoringRun:
+class ScoringRun(Node):
     id: strawberry.ID
     scorer: str
     scorer_version: str
@@ -54,6 +57,14 @@ class ScoringRun:
     @classmethod
     def of(cls, model: schemas.Run) -> "ScoringRun":
         return from_model(cls, model)
+
+
+findable(
+    ScoringRun,
+    scoring_runs.c.id,
+    Scope.SCORING_READ,
+    lambda conn, principal, id, parent: service.get_run(conn, id),
+)
 
 
 @strawberry.type(description="A customer's latest score from one scorer.")
@@ -98,20 +109,18 @@ class ScoringRunInput:
 
 
 async def scores_of(info: Info, customer_id: uuid.UUID) -> list[CustomerScore]:
-    async with info.context.db.connection() as conn:
-        found = await service.customer_scores(conn, customer_id)
+    """A listed customer's scores, batched with the other customers' of the request."""
+    found = await info.context.batched("scores", service.scores_by_customer, customer_id, [])
     return [from_model(CustomerScore, s) for s in found]
 
 
 async def churn_of(info: Info, customer_id: uuid.UUID) -> ChurnRisk | None:
-    async with info.context.db.connection() as conn:
-        found = await or_none(service.churn_of(conn, customer_id))
+    found = await info.context.batched("churn", service.churn_by_customer, customer_id, None)
     return None if found is None else from_model(ChurnRisk, found)
 
 
 async def clv_of(info: Info, customer_id: uuid.UUID) -> LifetimeValue | None:
-    async with info.context.db.connection() as conn:
-        found = await or_none(service.clv_of(conn, customer_id))
+    found = await info.context.batched("clv", service.clv_by_customer, customer_id, None)
     return None if found is None else from_model(LifetimeValue, found)
 
 
@@ -182,8 +191,14 @@ class ScoringMutations:
         extensions=needs(Scope.SCORING_WRITE),
         description="Queue a run; the worker fits the scorer and scores every live customer.",
     )
-    async def start_scoring_run(self, info: Info, input: ScoringRunInput) -> ScoringRun:
+    async def start_scoring_run(
+        self, info: Info, input: ScoringRunInput, idempotency_key: IdempotencyKey = None
+    ) -> ScoringRun:
         data = validated(schemas.RunCreate, plain(input))
-        async with info.context.db.transaction() as conn:
-            run = await service.create_run(conn, info.context.principal, data)
+        run = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Run,
+            lambda conn: service.create_run(conn, info.context.principal, data),
+        )
         return ScoringRun.of(run)

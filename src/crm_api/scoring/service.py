@@ -1,6 +1,8 @@
 """Scoring runs and scores: the rules behind REST, GraphQL and the worker's runs."""
 
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,12 +123,13 @@ async def list_runs(
 
 # -- reading scores -----------------------------------------------------------------
 
+_CUSTOMERS = sa.bindparam("customer_ids", type_=sa.ARRAY(sa.Uuid))
 _LATEST_PER_SCORER = Compiled.of(
     sa.select(s, r.c.finished_at.label("scored_at"))
     .join(r, r.c.id == s.c.run_id)
-    .where(s.c.customer_id == sa.bindparam("customer_id"), r.c.status == "succeeded")
-    .order_by(s.c.scorer, r.c.finished_at.desc())
-    .ext(distinct_on(s.c.scorer))
+    .where(s.c.customer_id == sa.any_(_CUSTOMERS), r.c.status == "succeeded")
+    .order_by(s.c.customer_id, s.c.scorer, r.c.finished_at.desc())
+    .ext(distinct_on(s.c.customer_id, s.c.scorer))
 )
 _IS_LIVE = Compiled.of(sa.select(customers.is_live(sa.bindparam("customer_id"))))
 
@@ -140,10 +143,21 @@ def _score(row: db.Record) -> CustomerScore:
     return CustomerScore.model_validate(dict(row))
 
 
+async def scores_by_customer(
+    conn: Queryable, customer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[CustomerScore]]:
+    """Each customer's latest score from each scorer that scored them, by scorer name;
+    customers never scored are left out. One statement for any number of customers."""
+    found: dict[uuid.UUID, list[CustomerScore]] = defaultdict(list)
+    for row in await _LATEST_PER_SCORER.fetch(conn, customer_ids=list(customer_ids)):
+        found[row["customer_id"]].append(_score(row))
+    return found
+
+
 async def customer_scores(conn: Queryable, customer_id: uuid.UUID) -> list[CustomerScore]:
     """The customer's latest score from each scorer that scored them."""
     await _require_customer(conn, customer_id)
-    return [_score(row) for row in await _LATEST_PER_SCORER.fetch(conn, customer_id=customer_id)]
+    return (await scores_by_customer(conn, [customer_id])).get(customer_id, [])
 
 
 def latest_run(kind: ScorerKind) -> sa.ScalarSelect[Any]:
@@ -161,7 +175,11 @@ def _latest_of_kind(kind: ScorerKind) -> Compiled:
     return Compiled.of(
         sa.select(s, r.c.finished_at.label("scored_at"), r.c.currency)
         .join(r, r.c.id == s.c.run_id)
-        .where(s.c.customer_id == sa.bindparam("customer_id"), s.c.run_id == latest_run(kind))
+        .where(
+            s.c.customer_id == sa.any_(_CUSTOMERS),
+            s.c.run_id == latest_run(kind),
+            s.c.score.isnot(None),
+        )
     )
 
 
@@ -169,12 +187,20 @@ _LATEST_CHURN = _latest_of_kind(ScorerKind.CHURN)
 _LATEST_CLV = _latest_of_kind(ScorerKind.CLV)
 
 
+async def churn_by_customer(
+    conn: Queryable, customer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, ChurnRisk]:
+    """Churn from the latest churn run of each of these customers it scored; one statement."""
+    rows = await _LATEST_CHURN.fetch(conn, customer_ids=list(customer_ids))
+    return {row["customer_id"]: _churn(row) for row in rows}
+
+
 async def churn_of(conn: Queryable, customer_id: uuid.UUID) -> ChurnRisk:
     await _require_customer(conn, customer_id)
-    row = await _LATEST_CHURN.fetchrow(conn, customer_id=customer_id)
-    if row is None or row["score"] is None:
+    found = (await churn_by_customer(conn, [customer_id])).get(customer_id)
+    if found is None:
         raise NotFound("This customer has no churn score yet: run a churn scorer first.")
-    return _churn(row)
+    return found
 
 
 def _churn(row: db.Record) -> ChurnRisk:
@@ -190,20 +216,32 @@ def _churn(row: db.Record) -> ChurnRisk:
     )
 
 
+async def clv_by_customer(
+    conn: Queryable, customer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, LifetimeValue]:
+    """Lifetime value from the latest CLV run of each of these customers it scored; one
+    statement."""
+    rows = await _LATEST_CLV.fetch(conn, customer_ids=list(customer_ids))
+    return {
+        row["customer_id"]: LifetimeValue(
+            customer_id=row["customer_id"],
+            clv=row["score"],
+            currency=row["currency"],
+            details=row["details"],
+            scorer=row["scorer"],
+            run_id=row["run_id"],
+            scored_at=row["scored_at"],
+        )
+        for row in rows
+    }
+
+
 async def clv_of(conn: Queryable, customer_id: uuid.UUID) -> LifetimeValue:
     await _require_customer(conn, customer_id)
-    row = await _LATEST_CLV.fetchrow(conn, customer_id=customer_id)
-    if row is None or row["score"] is None:
+    found = (await clv_by_customer(conn, [customer_id])).get(customer_id)
+    if found is None:
         raise NotFound("This customer has no lifetime value yet: run a CLV scorer first.")
-    return LifetimeValue(
-        customer_id=row["customer_id"],
-        clv=row["score"],
-        currency=row["currency"],
-        details=row["details"],
-        scorer=row["scorer"],
-        run_id=row["run_id"],
-        scored_at=row["scored_at"],
-    )
+    return found
 
 
 async def at_risk(

@@ -16,9 +16,12 @@ from crm_api.customers.graphql import Customer, CustomerSort
 from crm_api.graphql.context import Info
 from crm_api.graphql.convert import expected_versions, from_model, parse_id, plain, validated
 from crm_api.graphql.errors import or_none
-from crm_api.graphql.pagination import after_argument, connection, page_size
+from crm_api.graphql.idempotency import IdempotencyKey, idempotent
+from crm_api.graphql.node import Node, findable
+from crm_api.graphql.pagination import after_argument, connection, nested_page, page_size
 from crm_api.graphql.permissions import needs
 from crm_api.segments import schemas, service
+from crm_api.segments.models import segments
 
 strawberry.enum(schemas.SegmentKind, name="SegmentKind")
 
@@ -31,7 +34,7 @@ class MembershipStay:
 
 
 @strawberry.type(description="Customers grouped by a condition, a scorer's verdict or by hand.")
-class Segment:
+class Segment(Node):
     id: strawberry.ID
     name: str
     description: str | None
@@ -79,8 +82,9 @@ class Segment:
 
     @strawberry.field(description="How many live customers are members, as last refreshed.")
     async def member_count(self, info: Info) -> int:
-        async with info.context.db.connection() as conn:
-            return (await service.count_members(conn, uuid.UUID(self.id))).members
+        return await info.context.batched(
+            "member_counts", service.member_counts, uuid.UUID(self.id), 0
+        )
 
     @strawberry.field(description="Every stay in the segment, latest first.")
     async def history(
@@ -110,10 +114,51 @@ class Segment:
         return from_model(cls, model, condition=condition)
 
 
+findable(
+    Segment,
+    segments.c.id,
+    Scope.SEGMENTS_READ,
+    lambda conn, principal, id, parent: service.get_segment(conn, principal, id),
+)
+
+
 @strawberry.type(description="A segment a customer is a member of.")
 class CustomerSegment:
     segment: Segment
     entered_at: datetime
+
+
+def _customer_segments(
+    page: list[schemas.CustomerSegment], next_cursor: str | None
+) -> relay.Connection[CustomerSegment]:
+    return connection(
+        page,
+        node=lambda item: CustomerSegment(
+            segment=Segment.of(item.segment), entered_at=item.entered_at
+        ),
+        cursor_of=lambda item: service.CUSTOMER_SEGMENTS.encode((item.segment.id,)),
+        has_next_page=next_cursor is not None,
+    )
+
+
+async def segments_of(
+    info: Info, customer_id: uuid.UUID, *, first: int, after: str | None
+) -> relay.Connection[CustomerSegment]:
+    """The segments a customer is a member of, oldest segments first."""
+    principal, limit = info.context.principal, page_size(first)
+    page, next_cursor = await nested_page(
+        info,
+        ("customer_segments", limit),
+        customer_id,
+        first_pages=lambda conn, ids: service.segments_by_customer(
+            conn, principal, ids, limit=limit
+        ),
+        after=after,
+        page_after=lambda conn, cursor: service.customer_segments(
+            conn, principal, customer_id, cursor=cursor, limit=limit
+        ),
+    )
+    return _customer_segments(page, next_cursor)
 
 
 @strawberry.type
@@ -219,14 +264,7 @@ class SegmentQueries:
                 page, next_cursor = await service.customer_segments(
                     conn, info.context.principal, customer, cursor=after, limit=limit
                 )
-        return connection(
-            page,
-            node=lambda item: CustomerSegment(
-                segment=Segment.of(item.segment), entered_at=item.entered_at
-            ),
-            cursor_of=lambda item: service.CUSTOMER_SEGMENTS.encode((item.segment.id,)),
-            has_next_page=next_cursor is not None,
-        )
+        return _customer_segments(page, next_cursor)
 
     @strawberry.field(
         extensions=needs(Scope.CUSTOMERS_READ),
@@ -262,10 +300,16 @@ class SegmentMutations:
         extensions=needs(Scope.SEGMENTS_WRITE),
         description="Create a segment; conditions on personal fields need pii:read.",
     )
-    async def create_segment(self, info: Info, input: SegmentInput) -> Segment:
+    async def create_segment(
+        self, info: Info, input: SegmentInput, idempotency_key: IdempotencyKey = None
+    ) -> Segment:
         data = validated(schemas.SegmentCreate, plain(input))
-        async with info.context.db.transaction() as conn:
-            created = await service.create_segment(conn, info.context.principal, data)
+        created = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Segment,
+            lambda conn: service.create_segment(conn, info.context.principal, data),
+        )
         return Segment.of(created)
 
     @strawberry.mutation(
@@ -278,17 +322,19 @@ class SegmentMutations:
         id: strawberry.ID,
         input: SegmentPatchInput,
         if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Segment:
         segment_id = parse_id(id)
         patch = validated(schemas.SegmentUpdate, plain(input))
-        async with info.context.db.transaction() as conn:
-            updated = await service.update_segment(
-                conn,
-                info.context.principal,
-                segment_id,
-                patch,
-                expected=expected_versions(if_match_version),
-            )
+        expected = expected_versions(if_match_version)
+        updated = await idempotent(
+            info,
+            idempotency_key,
+            schemas.Segment,
+            lambda conn: service.update_segment(
+                conn, info.context.principal, segment_id, patch, expected=expected
+            ),
+        )
         return Segment.of(updated)
 
     @strawberry.mutation(
@@ -296,23 +342,36 @@ class SegmentMutations:
         description="Delete a segment no other refers to (its members exit); answers its id.",
     )
     async def delete_segment(
-        self, info: Info, id: strawberry.ID, if_match_version: int | None = None
+        self,
+        info: Info,
+        id: strawberry.ID,
+        if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> strawberry.ID:
         segment_id = parse_id(id)
-        async with info.context.db.transaction() as conn:
-            await service.delete_segment(
-                conn, segment_id, expected=expected_versions(if_match_version)
-            )
+        expected = expected_versions(if_match_version)
+        await idempotent(
+            info,
+            idempotency_key,
+            None,
+            lambda conn: service.delete_segment(conn, segment_id, expected=expected),
+        )
         return strawberry.ID(str(segment_id))
 
     @strawberry.mutation(
         extensions=needs(Scope.SEGMENTS_WRITE),
         description="Compute a rule or model segment's members now.",
     )
-    async def refresh_segment(self, info: Info, id: strawberry.ID) -> SegmentRefresh:
+    async def refresh_segment(
+        self, info: Info, id: strawberry.ID, idempotency_key: IdempotencyKey = None
+    ) -> SegmentRefresh:
         segment_id = parse_id(id)
-        async with info.context.db.transaction() as conn:
-            report = await service.refresh_segment(conn, segment_id)
+        report = await idempotent(
+            info,
+            idempotency_key,
+            schemas.RefreshReport,
+            lambda conn: service.refresh_segment(conn, segment_id),
+        )
         return from_model(SegmentRefresh, report)
 
     @strawberry.mutation(
@@ -320,12 +379,20 @@ class SegmentMutations:
         description="Add customers to a static segment; those already members stay.",
     )
     async def add_segment_members(
-        self, info: Info, id: strawberry.ID, customer_ids: list[strawberry.ID]
+        self,
+        info: Info,
+        id: strawberry.ID,
+        customer_ids: list[strawberry.ID],
+        idempotency_key: IdempotencyKey = None,
     ) -> SegmentMembersAdded:
         segment_id = parse_id(id)
         data = validated(schemas.MembersAdd, {"customer_ids": customer_ids})
-        async with info.context.db.transaction() as conn:
-            added = await service.add_members(conn, segment_id, data)
+        added = await idempotent(
+            info,
+            idempotency_key,
+            schemas.MembersAdded,
+            lambda conn: service.add_members(conn, segment_id, data),
+        )
         return from_model(SegmentMembersAdded, added)
 
     @strawberry.mutation(
@@ -333,9 +400,17 @@ class SegmentMutations:
         description="Remove a customer from a static segment; answers the customer's id.",
     )
     async def remove_segment_member(
-        self, info: Info, id: strawberry.ID, customer_id: strawberry.ID
+        self,
+        info: Info,
+        id: strawberry.ID,
+        customer_id: strawberry.ID,
+        idempotency_key: IdempotencyKey = None,
     ) -> strawberry.ID:
         segment_id, customer = parse_id(id), parse_id(customer_id, "customerId")
-        async with info.context.db.transaction() as conn:
-            await service.remove_member(conn, segment_id, customer)
+        await idempotent(
+            info,
+            idempotency_key,
+            None,
+            lambda conn: service.remove_member(conn, segment_id, customer),
+        )
         return strawberry.ID(str(customer))

@@ -7,7 +7,7 @@ CTEs write the members, their history and one event per entry or exit together.
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -461,9 +461,26 @@ async def refresh_due(db: Database) -> int:
             failed.append(claimed["id"])
 
 
+_MEMBER_COUNTS = Compiled.of(
+    sa.select(m.c.segment_id, sa.func.count().label("members"))
+    .where(
+        m.c.segment_id == sa.any_(sa.bindparam("segment_ids", type_=sa.ARRAY(sa.Uuid))),
+        customers.is_live(m.c.customer_id),
+    )
+    .group_by(m.c.segment_id)
+)
+
+
+async def member_counts(conn: Queryable, segment_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many live customers each of these segments has as last refreshed; segments
+    without any are left out. One statement for any number of segments."""
+    rows = await _MEMBER_COUNTS.fetch(conn, segment_ids=list(segment_ids))
+    return {row["segment_id"]: row["members"] for row in rows}
+
+
 async def count_members(conn: Queryable, segment_id: uuid.UUID) -> SegmentCount:
     row = await _row(conn, segment_id)
-    members = await customers.count_matching(conn, SegmentCondition(segment=segment_id).sql())
+    members = (await member_counts(conn, [segment_id])).get(segment_id, 0)
     return SegmentCount(members=members, refreshed_at=row["refreshed_at"])
 
 
@@ -545,6 +562,20 @@ async def list_history(
     return [MembershipStay.model_validate(dict(r)) for r in page], next_cursor
 
 
+_MEMBERSHIPS = sa.select(s, m.c.customer_id, m.c.segment_id, m.c.entered_at).select_from(
+    m.join(s, s.c.id == m.c.segment_id)
+)
+_FIRST_PAGES = Compiled.of(CUSTOMER_SEGMENTS.first_pages(_MEMBERSHIPS, m.c.customer_id))
+
+
+def _membership(row: db.Record, principal: Principal) -> CustomerSegment:
+    return CustomerSegment(segment=present(row, principal), entered_at=row["entered_at"])
+
+
+def _membership_key(row: db.Record) -> tuple[Any, ...]:
+    return (row["segment_id"],)
+
+
 async def customer_segments(
     conn: Queryable,
     principal: Principal,
@@ -556,16 +587,23 @@ async def customer_segments(
     """The segments a live customer is a member of, oldest segments first."""
     if not await customers.live_ids(conn, [customer_id]):
         raise NotFound(f"No customer with id {customer_id}.")
-    query = (
-        sa.select(s, m.c.entered_at)
-        .select_from(m.join(s, s.c.id == m.c.segment_id))
-        .where(m.c.customer_id == customer_id)
-    )
+    query = _MEMBERSHIPS.where(m.c.customer_id == customer_id)
     rows = await db.fetch(conn, CUSTOMER_SEGMENTS.apply(query, cursor, limit))
-    page, next_cursor = CUSTOMER_SEGMENTS.cut(rows, limit, lambda r: (r["id"],))
-    return [
-        CustomerSegment(segment=present(r, principal), entered_at=r["entered_at"]) for r in page
-    ], next_cursor
+    page, next_cursor = CUSTOMER_SEGMENTS.cut(rows, limit, _membership_key)
+    return [_membership(r, principal) for r in page], next_cursor
+
+
+async def segments_by_customer(
+    conn: Queryable, principal: Principal, customer_ids: Sequence[uuid.UUID], *, limit: int
+) -> dict[uuid.UUID, tuple[list[CustomerSegment], str | None]]:
+    """The first page of ``customer_segments`` of each of these live customers; those in
+    no segment are left out. One statement for any number of customers."""
+    rows = await _FIRST_PAGES.fetch(conn, customer_ids=list(customer_ids), rows=limit + 1)
+    pages = CUSTOMER_SEGMENTS.cut_pages(rows, limit, _membership_key, lambda r: r["customer_id"])
+    return {
+        customer_id: ([_membership(r, principal) for r in page], after)
+        for customer_id, (page, after) in pages.items()
+    }
 
 
 # -- conditions searched without saving them -----------------------------------------

@@ -12,9 +12,12 @@ from crm_api.core.scopes import Scope
 from crm_api.graphql.context import Info
 from crm_api.graphql.convert import expected_versions, from_model, parse_id, plain, validated
 from crm_api.graphql.errors import or_none
+from crm_api.graphql.idempotency import IdempotencyKey, idempotent
+from crm_api.graphql.node import Node, findable
 from crm_api.graphql.pagination import after_argument, connection, page_size
 from crm_api.graphql.permissions import needs
 from crm_api.webhooks import schemas, service
+from crm_api.webhooks.models import webhook_deliveries, webhook_endpoints
 from crm_api.webhooks.targets import policy_for
 
 # Made from the REST literal (PENDING for "pending", ...), so the two cannot drift apart;
@@ -36,7 +39,7 @@ class WebhookAttempt:
 
 
 @strawberry.type(description="One event owed to one endpoint, attempted until it succeeds.")
-class WebhookDelivery:
+class WebhookDelivery(Node):
     id: strawberry.ID = strawberry.field(
         description="Also the `webhook-id` header, the same on every attempt."
     )
@@ -69,7 +72,7 @@ class WebhookDeliveryDetail(WebhookDelivery):
 
 
 @strawberry.type(description="A URL subscribed to event types; deliveries to it are signed.")
-class WebhookEndpoint:
+class WebhookEndpoint(Node):
     id: strawberry.ID
     url: str
     description: str | None
@@ -123,6 +126,21 @@ class WebhookEndpoint:
     @classmethod
     def of(cls, model: schemas.WebhookEndpoint) -> "WebhookEndpoint":
         return from_model(cls, model)
+
+
+findable(
+    WebhookEndpoint,
+    webhook_endpoints.c.id,
+    Scope.WEBHOOKS_MANAGE,
+    lambda conn, principal, id, parent: service.get_endpoint(conn, id),
+)
+findable(
+    WebhookDelivery,
+    webhook_deliveries.c.id,
+    Scope.WEBHOOKS_MANAGE,
+    lambda conn, principal, id, parent: service.get_delivery(conn, id),
+    render=WebhookDeliveryDetail.of,  # with its attempts, as webhookDelivery answers
+)
 
 
 @strawberry.type(description="An endpoint with its new signing secret: shown only this once.")
@@ -212,12 +230,16 @@ class WebhookMutations:
         "the creating key holds pii:read.",
     )
     async def create_webhook_endpoint(
-        self, info: Info, input: WebhookEndpointInput
+        self, info: Info, input: WebhookEndpointInput, idempotency_key: IdempotencyKey = None
     ) -> WebhookEndpointWithSecret:
         data = validated(schemas.WebhookEndpointCreate, plain(input))
         policy = policy_for(info.context.settings)
-        async with info.context.db.transaction() as conn:
-            created = await service.create_endpoint(conn, info.context.principal, data, policy)
+        created = await idempotent(
+            info,
+            idempotency_key,
+            schemas.WebhookEndpointWithSecret,
+            lambda conn: service.create_endpoint(conn, info.context.principal, data, policy),
+        )
         return WebhookEndpointWithSecret.of(created)
 
     @strawberry.mutation(
@@ -231,19 +253,20 @@ class WebhookMutations:
         id: strawberry.ID,
         input: WebhookEndpointPatchInput,
         if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> WebhookEndpoint:
         endpoint_id = parse_id(id)
         patch = validated(schemas.WebhookEndpointUpdate, plain(input))
         policy = policy_for(info.context.settings)
-        async with info.context.db.transaction() as conn:
-            updated = await service.update_endpoint(
-                conn,
-                info.context.principal,
-                endpoint_id,
-                patch,
-                policy,
-                expected=expected_versions(if_match_version),
-            )
+        expected = expected_versions(if_match_version)
+        updated = await idempotent(
+            info,
+            idempotency_key,
+            schemas.WebhookEndpoint,
+            lambda conn: service.update_endpoint(
+                conn, info.context.principal, endpoint_id, patch, policy, expected=expected
+            ),
+        )
         return WebhookEndpoint.of(updated)
 
     @strawberry.mutation(
@@ -251,13 +274,20 @@ class WebhookMutations:
         description="Delete an endpoint and its delivery history; answers its id.",
     )
     async def delete_webhook_endpoint(
-        self, info: Info, id: strawberry.ID, if_match_version: int | None = None
+        self,
+        info: Info,
+        id: strawberry.ID,
+        if_match_version: int | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> strawberry.ID:
         endpoint_id = parse_id(id)
-        async with info.context.db.transaction() as conn:
-            await service.delete_endpoint(
-                conn, endpoint_id, expected=expected_versions(if_match_version)
-            )
+        expected = expected_versions(if_match_version)
+        await idempotent(
+            info,
+            idempotency_key,
+            None,
+            lambda conn: service.delete_endpoint(conn, endpoint_id, expected=expected),
+        )
         return strawberry.ID(str(endpoint_id))
 
     @strawberry.mutation(
@@ -266,22 +296,32 @@ class WebhookMutations:
         "CRM_WEBHOOK_SECRET_GRACE_HOURS the previous one keeps signing too.",
     )
     async def rotate_webhook_secret(
-        self, info: Info, id: strawberry.ID
+        self, info: Info, id: strawberry.ID, idempotency_key: IdempotencyKey = None
     ) -> WebhookEndpointWithSecret:
         endpoint_id = parse_id(id)
         grace = timedelta(hours=info.context.settings.webhook_secret_grace_hours)
-        async with info.context.db.transaction() as conn:
-            rotated = await service.rotate_secret(conn, endpoint_id, grace)
+        rotated = await idempotent(
+            info,
+            idempotency_key,
+            schemas.WebhookEndpointWithSecret,
+            lambda conn: service.rotate_secret(conn, endpoint_id, grace),
+        )
         return WebhookEndpointWithSecret.of(rotated)
 
     @strawberry.mutation(
         extensions=needs(Scope.WEBHOOKS_MANAGE),
         description="Attempt a delivery again now (same webhook-id), whatever became of it.",
     )
-    async def retry_webhook_delivery(self, info: Info, id: strawberry.ID) -> WebhookDelivery:
+    async def retry_webhook_delivery(
+        self, info: Info, id: strawberry.ID, idempotency_key: IdempotencyKey = None
+    ) -> WebhookDelivery:
         delivery_id = parse_id(id)
-        async with info.context.db.transaction() as conn:
-            delivery = await service.retry_delivery(conn, delivery_id)
+        delivery = await idempotent(
+            info,
+            idempotency_key,
+            schemas.WebhookDelivery,
+            lambda conn: service.retry_delivery(conn, delivery_id),
+        )
         return WebhookDelivery.of(delivery)
 
     @strawberry.mutation(
@@ -290,20 +330,32 @@ class WebhookMutations:
         "(default: now). Events it already received keep their webhook-id.",
     )
     async def replay_webhook_endpoint(
-        self, info: Info, id: strawberry.ID, since: datetime, until: datetime | None = None
+        self,
+        info: Info,
+        id: strawberry.ID,
+        since: datetime,
+        until: datetime | None = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> WebhookReplayReport:
         endpoint_id = parse_id(id)
         request = validated(schemas.ReplayRequest, {"since": since, "until": until})
-        async with info.context.db.transaction() as conn:
-            scheduled = await service.replay(conn, endpoint_id, request)
+        scheduled = await idempotent(
+            info, idempotency_key, int, lambda conn: service.replay(conn, endpoint_id, request)
+        )
         return WebhookReplayReport(scheduled=scheduled)
 
     @strawberry.mutation(
         extensions=needs(Scope.WEBHOOKS_MANAGE),
         description="Send this endpoint a webhook.test event (to it alone).",
     )
-    async def test_webhook_endpoint(self, info: Info, id: strawberry.ID) -> WebhookDelivery:
+    async def test_webhook_endpoint(
+        self, info: Info, id: strawberry.ID, idempotency_key: IdempotencyKey = None
+    ) -> WebhookDelivery:
         endpoint_id = parse_id(id)
-        async with info.context.db.transaction() as conn:
-            delivery = await service.send_test(conn, endpoint_id)
+        delivery = await idempotent(
+            info,
+            idempotency_key,
+            schemas.WebhookDelivery,
+            lambda conn: service.send_test(conn, endpoint_id),
+        )
         return WebhookDelivery.of(delivery)
