@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from crm_api import __version__
 from crm_api import worker as background
+from crm_api.analytics.router import router as analytics_router
 from crm_api.api_keys import service as api_keys
 from crm_api.api_keys.router import router as api_keys_router
 from crm_api.config import Settings, get_settings
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loyalty_rewards_router,
         loyalty_accounts_router,
         loyalty_entries_router,
+        analytics_router,
     ):
         # The routers' routes carry their prefixes, tags and responses already; adding
         # them to the app's own router skips a nested match per request (~10% of a GET).

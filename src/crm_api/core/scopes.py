@@ -20,6 +20,7 @@ class Scope(StrEnum):
     LOYALTY_WRITE = "loyalty:write"
     LIFECYCLE_READ = "lifecycle:read"
     LIFECYCLE_WRITE = "lifecycle:write"
+    ANALYTICS_READ = "analytics:read"
 
 
 def expand(scopes: set[str] | frozenset[str]) -> frozenset[str]:

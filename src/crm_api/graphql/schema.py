@@ -14,6 +14,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from crm_api.analytics.graphql import AnalyticsQueries
 from crm_api.customers.graphql import CustomerMutations, CustomerQueries
 from crm_api.events.graphql import EventSubscriptions
 from crm_api.graphql import ide
@@ -41,6 +42,7 @@ class Query(
     LifecycleQueries,
     LoyaltyQueries,
     NodeQueries,
+    AnalyticsQueries,
 ):
     pass
 
