@@ -112,7 +112,8 @@ def new_customer(api: httpx.AsyncClient):  # type: ignore[no-untyped-def]
     """Create a customer over REST (unique email unless given); returns its JSON."""
 
     async def create(**fields: object) -> dict:
-        fields.setdefault("email", f"{uuid.uuid4().hex[:12]}@example.com")
+        # A fixed prefix: a random one could start like a name a test searches for (`q`).
+        fields.setdefault("email", f"customer-{uuid.uuid4().hex[:12]}@example.com")
         response = await api.post("/v1/customers", json=fields)
         assert response.status_code == 201, response.text
         return response.json()
