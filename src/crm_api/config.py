@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         le=1,
         description="Churn probability from which a customer counts as at risk.",
     )
+    sentiment_negative_threshold: float = Field(
+        default=-0.5,
+        ge=-1,
+        le=1,
+        description="Sentiment score of a feedback below which `feedback.negative` is emitted.",
+    )
     schedule_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -11,6 +11,7 @@ from support import ago
 INTERACTION_FIELDS = """
     id customerId type externalId channel direction occurredAt recordedAt subject body campaign
     metadata amount currency items { sku name category quantity unitPrice } nps csat refundOf
+    sentiment
 """
 RECORD = f"""mutation($input: InteractionInput!) {{
     recordInteraction(input: $input) {{ {INTERACTION_FIELDS} }}

@@ -14,6 +14,7 @@ class EventType(StrEnum):
     CUSTOMER_DELETED = "customer.deleted"
     CUSTOMER_ERASED = "customer.erased"
     INTERACTION_CREATED = "interaction.created"
+    FEEDBACK_NEGATIVE = "feedback.negative"
     WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint.created"
     WEBHOOK_ENDPOINT_UPDATED = "webhook_endpoint.updated"
     WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"

@@ -53,6 +53,9 @@ class Interaction(Node):
     nps: int | None
     csat: int | None
     refund_of: strawberry.ID | None = strawberry.field(description="Refunds: the purchase.")
+    sentiment: float | None = strawberry.field(
+        description="Feedback and support texts: VADER's compound score, -1 to 1."
+    )
 
     @classmethod
     def of(cls, model: schemas.Interaction) -> "Interaction":
@@ -191,6 +194,11 @@ class InteractionMutations:
             info,
             idempotency_key,
             schemas.Interaction,
-            lambda conn: service.record_interaction(conn, info.context.principal, data),
+            lambda conn: service.record_interaction(
+                conn,
+                info.context.principal,
+                data,
+                negative_below=info.context.settings.sentiment_negative_threshold,
+            ),
         )
         return Interaction.of(recorded)

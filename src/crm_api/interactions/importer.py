@@ -4,7 +4,8 @@ Lines with an `external_id` already recorded for their customer are skipped and 
 as unchanged, so replaying a file after a failure records nothing twice.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -18,7 +19,7 @@ from crm_api.customers import service as customers
 from crm_api.events import service as events
 from crm_api.events.schemas import EventType
 from crm_api.interactions import service
-from crm_api.interactions.schemas import InteractionCreate
+from crm_api.interactions.schemas import InteractionCreate, InteractionType
 
 BATCH_SIZE = 2000
 _rows = sa.bindparam("rows", type_=sa.dialects.postgresql.JSONB)
@@ -42,8 +43,10 @@ _INSERT_ITEMS = Compiled.of(
 
 
 async def import_interactions(
-    conn: Connection, principal: Principal, body: bytes
+    conn: Connection, principal: Principal, body: bytes, *, negative_below: float
 ) -> ndjson.ImportReport:
+    """Import NDJSON lines; a feedback scoring below ``negative_below`` also emits
+    ``feedback.negative``, as when recorded one at a time."""
     report = ndjson.ImportReport()
     lines: list[tuple[int, InteractionCreate]] = []
     for number, raw in ndjson.lines(body):
@@ -52,12 +55,15 @@ async def import_interactions(
         except ValidationError as exc:
             report.fail_validation(number, exc)
     for start in range(0, len(lines), BATCH_SIZE):
-        await _apply(conn, lines[start : start + BATCH_SIZE], report)
+        await _apply(conn, lines[start : start + BATCH_SIZE], report, negative_below)
     return report
 
 
 async def _apply(
-    conn: Connection, lines: Sequence[tuple[int, InteractionCreate]], report: ndjson.ImportReport
+    conn: Connection,
+    lines: Sequence[tuple[int, InteractionCreate]],
+    report: ndjson.ImportReport,
+    negative_below: float,
 ) -> None:
     live = await customers.live_ids(conn, list({data.customer_id for _, data in lines}))
     purchases = await service.refunded_purchases(conn, [data for _, data in lines])
@@ -87,13 +93,18 @@ async def _apply(
     await events.record_many(
         conn,
         [
-            (
-                EventType.INTERACTION_CREATED,
-                r["customer_id"],
-                dumps(service.resource(r, items[r["id"]])),
-            )
+            (event_type, r["customer_id"], dumps(service.resource(r, items[r["id"]])))
             for r in created
+            for event_type in _events_of(r, negative_below)
         ],
     )
     report.created += len(created)
     report.unchanged += len(rows) - len(created)
+
+
+def _events_of(row: Mapping[str, Any], negative_below: float) -> tuple[EventType, ...]:
+    if row["type"] == InteractionType.FEEDBACK and (
+        row["sentiment"] is not None and row["sentiment"] < negative_below
+    ):
+        return EventType.INTERACTION_CREATED, EventType.FEEDBACK_NEGATIVE
+    return (EventType.INTERACTION_CREATED,)

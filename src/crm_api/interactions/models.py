@@ -28,6 +28,8 @@ interactions = sa.Table(
     sa.Column("csat", sa.SmallInteger),
     # A refund's purchase (same customer), so loyalty can take back what it earned.
     sa.Column("refund_of", sa.Uuid),
+    # Feedback and support texts: VADER's compound score, from -1 (negative) to 1.
+    sa.Column("sentiment", sa.Double),
     sa.CheckConstraint("(amount IS NULL) = (currency IS NULL)", name="money"),
     sa.CheckConstraint("amount IS NULL OR amount >= 0", name="amount_non_negative"),
     sa.CheckConstraint("nps IS NULL OR nps BETWEEN 0 AND 10", name="nps_range"),
@@ -36,6 +38,7 @@ interactions = sa.Table(
         "direction IS NULL OR direction IN ('inbound', 'outbound')", name="direction"
     ),
     sa.CheckConstraint("refund_of IS NULL OR type = 'refund'", name="refund_of_refunds"),
+    sa.CheckConstraint("sentiment BETWEEN -1 AND 1", name="sentiment_range"),
 )
 # The timeline query: one customer's interactions, newest first.
 sa.Index(
@@ -46,6 +49,12 @@ sa.Index(
 )
 sa.Index("ix_interactions_occurred_at_id", interactions.c.occurred_at, interactions.c.id)
 sa.Index("ix_interactions_id", interactions.c.id)
+# The sentiment trend reads scored interactions only, by time.
+sa.Index(
+    "ix_interactions_sentiment",
+    interactions.c.occurred_at,
+    postgresql_where=interactions.c.sentiment.isnot(None),
+)
 sa.Index(
     "uq_interactions_external_id",
     interactions.c.customer_id,

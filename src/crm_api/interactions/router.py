@@ -49,8 +49,14 @@ Filters = Annotated[InteractionFilters, Depends(_filters)]
 @router.post(
     "/v1/interactions", status_code=201, response_model=Interaction, responses=responses(409)
 )
-async def interactions_create(body: InteractionCreate, uow: Recording) -> Response:
+async def interactions_create(
+    body: InteractionCreate, uow: Recording, request: Request
+) -> Response:
     """Record an interaction on a customer's timeline. Emits `interaction.created`.
+
+    Feedback and support with a subject or body get a `sentiment` score (VADER's compound
+    score of that text, -1 to 1); a feedback scoring below `CRM_SENTIMENT_NEGATIVE_THRESHOLD`
+    (default -0.5) also emits `feedback.negative`, so service can act on it.
 
     Interactions are immutable facts: there is no update or delete. An `external_id`
     already recorded for the customer is a 409, so retried syncs cannot duplicate facts.
@@ -60,7 +66,11 @@ async def interactions_create(body: InteractionCreate, uow: Recording) -> Respon
     """
     async with uow:
         interaction = await service.record_interaction(
-            uow.conn, uow.principal, body, begin=uow.begin
+            uow.conn,
+            uow.principal,
+            body,
+            negative_below=request.app.state.settings.sentiment_negative_threshold,
+            begin=uow.begin,
         )
         return await uow.commit(
             interaction,
@@ -100,7 +110,10 @@ async def interactions_import(request: Request, uow: Writing) -> Response:
     """
     async with uow:
         report = await importer.import_interactions(
-            uow.conn, uow.principal, await read_ndjson(request)
+            uow.conn,
+            uow.principal,
+            await read_ndjson(request),
+            negative_below=request.app.state.settings.sentiment_negative_threshold,
         )
         return await uow.commit(report)
 

@@ -125,6 +125,11 @@ class Interaction(BaseModel):
     nps: int | None
     csat: int | None
     refund_of: uuid.UUID | None = Field(description="Refunds: the purchase refunded.")
+    sentiment: float | None = Field(
+        description="Feedback and support with a subject or body: VADER's compound score of "
+        "that text (its first 1,000 characters), from -1 (most negative) to 1 (most "
+        "positive); null for other interactions."
+    )
 
 
 class InteractionFilters(BaseModel):

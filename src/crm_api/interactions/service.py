@@ -10,6 +10,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from crm_api.analytics import sentiment
 from crm_api.core import db
 from crm_api.core.auth import Principal
 from crm_api.core.db import Compiled, Connection
@@ -36,6 +37,7 @@ ITEM_COLUMNS = ("sku", "name", "category", "quantity", "unit_price")
 INSERTED_COLUMNS = (
     "customer_id", "id", "external_id", "type", "channel", "direction", "occurred_at",
     "subject", "body", "campaign", "metadata", "amount", "currency", "nps", "csat", "refund_of",
+    "sentiment",
 )  # fmt: skip
 
 
@@ -82,18 +84,27 @@ def _recording() -> Compiled:
             ),
         ),
     )
-    event = events.recording(
-        sa.select(
-            sa.bindparam("event_id", type_=sa.Uuid),
-            sa.literal(EventType.INTERACTION_CREATED.value),
+
+    def event_of(type_: EventType, id_param: str) -> sa.Select[Any]:
+        """The recorded interaction as an event of ``type_`` (the resource is its data)."""
+        return sa.select(
+            sa.bindparam(id_param, type_=sa.Uuid),
+            sa.literal(type_.value),
             interaction.c.customer_id,
             sa.bindparam("event_data", type_=JSONB),
+        )
+
+    event = events.recording(event_of(EventType.INTERACTION_CREATED, "event_id"))
+    negative = events.recording(
+        event_of(EventType.FEEDBACK_NEGATIVE, "negative_event_id").where(
+            param["type"] == InteractionType.FEEDBACK.value,
+            param["sentiment"] < sa.bindparam("negative_below", type_=sa.Double),
         )
     )
     recorded = sa.exists().select_from(interaction).label("recorded")
     return Compiled.of(
         sa.select(follow_up.c.loyalty_acts, follow_up.c.lifecycle_acts, recorded).add_cte(
-            items.cte("items"), event.cte("event")
+            items.cte("items"), event.cte("event"), negative.cte("negative_event")
         )
     )
 
@@ -139,6 +150,7 @@ def resource(row: Mapping[str, Any], items: Sequence[dict[str, Any]]) -> dict[st
 def row_values(data: InteractionCreate, interaction_id: uuid.UUID) -> dict[str, Any]:
     values = data.model_dump(exclude={"items"})
     values["id"] = interaction_id
+    values["sentiment"] = sentiment.score(data.type, data.subject, data.body)
     return values
 
 
@@ -172,9 +184,13 @@ async def record_interaction(
     principal: Principal,
     data: InteractionCreate,
     *,
+    negative_below: float,
     begin: Callable[[], Awaitable[None]] | None = None,
 ) -> Interaction:
     """Record ``data`` with what it sets off (points, stage moves) in one transaction.
+
+    A feedback whose sentiment score is below ``negative_below`` also emits
+    ``feedback.negative``, in the same statement.
 
     ``begin`` is for a caller whose transaction has not started: an interaction that sets
     nothing off is then written by one self-contained statement (no BEGIN, no COMMIT),
@@ -198,6 +214,8 @@ async def record_interaction(
         **{f"{c}s": [item[c] for item in items] for c in ITEM_COLUMNS},
         "event_id": new_id(),
         "event_data": created,
+        "negative_event_id": new_id(),
+        "negative_below": negative_below,
     }
     hint = (data.type.value, data.currency)
     if begin is not None and hint in _follow_up_likely:

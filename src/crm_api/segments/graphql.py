@@ -10,6 +10,7 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
+from crm_api.core.channels import Channel
 from crm_api.core.scopes import Scope
 from crm_api.customers import service as customers
 from crm_api.customers.graphql import Customer, CustomerSort
@@ -62,6 +63,31 @@ class Segment(Node):
         after: str | None = None,
         sort: CustomerSort = CustomerSort.CREATED_AT_DESC,
     ) -> relay.Connection[Customer]:
+        return await self._members(info, first, after, sort, consented_to=None)
+
+    @strawberry.field(
+        description="Live members whose consent to `channel` is granted (a campaign's "
+        "audience); without it, or withdrawn, a member never appears."
+    )
+    async def audience(
+        self,
+        info: Info,
+        channel: Channel,
+        first: int = 50,
+        after: str | None = None,
+        sort: CustomerSort = CustomerSort.CREATED_AT_DESC,
+    ) -> relay.Connection[Customer]:
+        return await self._members(info, first, after, sort, consented_to=channel)
+
+    async def _members(
+        self,
+        info: Info,
+        first: int,
+        after: str | None,
+        sort: CustomerSort,
+        *,
+        consented_to: Channel | None,
+    ) -> relay.Connection[Customer]:
         limit = page_size(first)
         with after_argument():
             async with info.context.db.connection() as conn:
@@ -72,6 +98,7 @@ class Segment(Node):
                     sort=sort.value,
                     cursor=after,
                     limit=limit,
+                    consented_to=consented_to,
                 )
         return connection(
             page,

@@ -7,6 +7,7 @@ from fastapi import Path, Query, Request
 from starlette.responses import Response
 
 from crm_api.core.auth import requires
+from crm_api.core.channels import Channel
 from crm_api.core.errors import responses
 from crm_api.core.http import IfMatch, etag, expected_versions
 from crm_api.core.pagination import Cursor, Limit, Page
@@ -162,6 +163,33 @@ async def segment_members_list(
     them; cursors are the customers list's for the same sort."""
     data, next_cursor = await service.list_members(
         reads(request), principal, segment_id, sort=sort, cursor=cursor, limit=limit
+    )
+    return Page[Customer](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)
+
+
+@members_router.get(
+    "/{segment_id}/audience", response_model=Page[Customer], responses=responses(404)
+)
+async def segment_members_audience(
+    segment_id: SegmentId,
+    principal: Reader,
+    request: Request,
+    channel: Annotated[Channel, Query(description="The channel to be contacted on.")],
+    sort: Sort = "-created_at",
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[Customer]:
+    """The segment's live members who consented to `channel` (their `consents.<channel>` is
+    `granted: true`): the list a campaign tool may contact. A member without that consent,
+    or who withdrew it, never appears. Rendered and paged as the members list."""
+    data, next_cursor = await service.list_members(
+        reads(request),
+        principal,
+        segment_id,
+        sort=sort,
+        cursor=cursor,
+        limit=limit,
+        consented_to=channel,
     )
     return Page[Customer](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)
 

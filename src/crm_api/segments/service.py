@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from crm_api.core import db
 from crm_api.core.auth import Principal
+from crm_api.core.channels import Channel
 from crm_api.core.db import Compiled, Connection, Database, Queryable
 from crm_api.core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from crm_api.core.http import check_version
@@ -27,6 +28,7 @@ from crm_api.core.ids import new_id
 from crm_api.core.pagination import Keyset
 from crm_api.core.scopes import Scope
 from crm_api.customers import service as customers
+from crm_api.customers.models import customers as c
 from crm_api.customers.schemas import Customer, CustomerSort
 from crm_api.events import service as events
 from crm_api.events.schemas import EventType
@@ -492,15 +494,17 @@ async def list_members(
     sort: CustomerSort,
     cursor: str | None,
     limit: int,
+    consented_to: Channel | None = None,
 ) -> tuple[list[Customer], str | None]:
+    """A page of the segment's live members; with ``consented_to``, only those whose consent
+    to that channel is granted (a campaign's audience: no consent, or a withdrawn one, and
+    the customer is left out)."""
     await _row(conn, segment_id)
+    where = SegmentCondition(segment=segment_id).sql()
+    if consented_to is not None:
+        where = sa.and_(where, c.c.consents.contains({consented_to.value: {"granted": True}}))
     return await customers.list_matching(
-        conn,
-        principal,
-        SegmentCondition(segment=segment_id).sql(),
-        sort=sort,
-        cursor=cursor,
-        limit=limit,
+        conn, principal, where, sort=sort, cursor=cursor, limit=limit
     )
 
 

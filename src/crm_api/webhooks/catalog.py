@@ -27,6 +27,7 @@ PAYLOADS: dict[EventType, type[BaseModel]] = {
     EventType.CUSTOMER_DELETED: Customer,
     EventType.CUSTOMER_ERASED: Customer,
     EventType.INTERACTION_CREATED: Interaction,
+    EventType.FEEDBACK_NEGATIVE: Interaction,
     EventType.SEGMENT_CREATED: Segment,
     EventType.SEGMENT_UPDATED: Segment,
     EventType.SEGMENT_DELETED: Segment,
