@@ -24,7 +24,7 @@ from crm_api.graphql.convert import (
     validated,
 )
 from crm_api.graphql.errors import or_none
-from crm_api.graphql.idempotency import IdempotencyKey, idempotent
+from crm_api.graphql.idempotency import IdempotencyKey, idempotent, idempotent_delete
 from crm_api.graphql.node import Node, findable
 from crm_api.graphql.pagination import after_argument, connection, page_size
 from crm_api.graphql.permissions import needs
@@ -432,17 +432,15 @@ class CustomerMutations:
         if_match_version: int | None = None,
         idempotency_key: IdempotencyKey = None,
     ) -> strawberry.ID:
-        customer_id = parse_id(id)
-        expected = expected_versions(if_match_version)
-        await idempotent(
+        return await idempotent_delete(
             info,
+            id,
+            if_match_version,
             idempotency_key,
-            None,
-            lambda conn: service.delete_customer(
-                conn, info.context.principal, customer_id, expected=expected
+            lambda conn, target, expected: service.delete_customer(
+                conn, info.context.principal, target, expected=expected
             ),
         )
-        return strawberry.ID(str(customer_id))
 
     @strawberry.mutation(
         extensions=needs(Scope.CUSTOMERS_WRITE),

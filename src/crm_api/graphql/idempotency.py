@@ -12,6 +12,7 @@ request whichever transport sent it. The request is the mutation field with its 
 with another mutation, other arguments or a REST call is ``idempotency-key-reused``.
 """
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import cache
@@ -26,6 +27,7 @@ from strawberry.types.nodes import get_variable_values
 from crm_api.core import idempotency
 from crm_api.core.db import Connection
 from crm_api.graphql.context import Info
+from crm_api.graphql.convert import expected_versions, parse_id
 
 T = TypeVar("T")
 
@@ -79,6 +81,20 @@ async def idempotent(
                 await idempotency.release(conn, owned)
             raise
     return answer
+
+
+Delete = Callable[[Connection, uuid.UUID, frozenset[int] | None], Awaitable[object]]
+
+
+async def idempotent_delete(
+    info: Info, id: strawberry.ID, if_match_version: int | None, key: str | None, delete: Delete
+) -> strawberry.ID:
+    """The body of a delete mutation: ``delete(conn, target, expected versions)`` run as
+    ``idempotent`` runs a write; answers the deleted object's id."""
+    target = parse_id(id)
+    expected = expected_versions(if_match_version)
+    await idempotent(info, key, None, lambda conn: delete(conn, target, expected))
+    return strawberry.ID(str(target))
 
 
 @cache

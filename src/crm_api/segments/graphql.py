@@ -17,7 +17,7 @@ from crm_api.customers.graphql import Customer, CustomerSort
 from crm_api.graphql.context import Info
 from crm_api.graphql.convert import expected_versions, from_model, parse_id, plain, validated
 from crm_api.graphql.errors import or_none
-from crm_api.graphql.idempotency import IdempotencyKey, idempotent
+from crm_api.graphql.idempotency import IdempotencyKey, idempotent, idempotent_delete
 from crm_api.graphql.node import Node, findable
 from crm_api.graphql.pagination import after_argument, connection, nested_page, page_size
 from crm_api.graphql.permissions import needs
@@ -375,15 +375,13 @@ class SegmentMutations:
         if_match_version: int | None = None,
         idempotency_key: IdempotencyKey = None,
     ) -> strawberry.ID:
-        segment_id = parse_id(id)
-        expected = expected_versions(if_match_version)
-        await idempotent(
+        return await idempotent_delete(
             info,
+            id,
+            if_match_version,
             idempotency_key,
-            None,
-            lambda conn: service.delete_segment(conn, segment_id, expected=expected),
+            lambda conn, target, expected: service.delete_segment(conn, target, expected=expected),
         )
-        return strawberry.ID(str(segment_id))
 
     @strawberry.mutation(
         extensions=needs(Scope.SEGMENTS_WRITE),

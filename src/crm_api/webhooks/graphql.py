@@ -12,7 +12,7 @@ from crm_api.core.scopes import Scope
 from crm_api.graphql.context import Info
 from crm_api.graphql.convert import expected_versions, from_model, parse_id, plain, validated
 from crm_api.graphql.errors import or_none
-from crm_api.graphql.idempotency import IdempotencyKey, idempotent
+from crm_api.graphql.idempotency import IdempotencyKey, idempotent, idempotent_delete
 from crm_api.graphql.node import Node, findable
 from crm_api.graphql.pagination import after_argument, connection, page_size
 from crm_api.graphql.permissions import needs
@@ -280,15 +280,13 @@ class WebhookMutations:
         if_match_version: int | None = None,
         idempotency_key: IdempotencyKey = None,
     ) -> strawberry.ID:
-        endpoint_id = parse_id(id)
-        expected = expected_versions(if_match_version)
-        await idempotent(
+        return await idempotent_delete(
             info,
+            id,
+            if_match_version,
             idempotency_key,
-            None,
-            lambda conn: service.delete_endpoint(conn, endpoint_id, expected=expected),
+            lambda conn, target, expected: service.delete_endpoint(conn, target, expected=expected),
         )
-        return strawberry.ID(str(endpoint_id))
 
     @strawberry.mutation(
         extensions=needs(Scope.WEBHOOKS_MANAGE),
