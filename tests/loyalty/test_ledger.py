@@ -93,6 +93,28 @@ async def test_redeem_uses_the_oldest_lots_first(
     assert await books(account) == 35
 
 
+async def test_a_debit_walks_as_many_lots_as_it_needs_and_no_further(
+    create_program, enrol, write, earned, sql, books
+) -> None:
+    account = await enrol(await create_program())
+    lots = [(await earned(account, 1))["id"] for _ in range(90)]
+    response = await write(account, "redeem", points=85)
+    assert response.status_code == 201, response.text
+    remaining = {
+        str(r["entry_id"]): r["remaining"]
+        for r in await sql.fetch("SELECT entry_id, remaining FROM loyalty_lots")
+    }
+    assert remaining == {lot: 0 if n < 85 else 1 for n, lot in enumerate(lots)}
+    uses = await sql.fetchval(
+        "SELECT count(*) FROM loyalty_lot_uses WHERE entry_id = $1",
+        uuid.UUID(response.json()["id"]),
+    )
+    assert uses == 85
+    body = assert_problem(await write(account, "redeem", points=10), 409, "insufficient-points")
+    assert body["errors"][0]["message"] == "exceeds the 5 points available"
+    assert await books(account) == 5
+
+
 async def test_an_overdraw_is_a_409_that_changes_nothing(
     create_program, enrol, write, earned, api, account_of, books, sql
 ) -> None:

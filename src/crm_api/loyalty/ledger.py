@@ -1,15 +1,16 @@
-"""The ledger's write primitives: lock an account, plan a debit over its lots, append entries.
+"""The ledger's write primitives: lock an account, then append entries to it.
 
 Every write to an account starts by locking its row (``SELECT ... FOR UPDATE``), so writes
 to one account serialise. Under READ COMMITTED each later statement takes a fresh
 snapshot, so the lots read after the lock are current; a debit is never planned from
 rows read before it. An entry, its lot changes, the account's new balance and the
-events are then written by one compiled statement: one round trip per entry.
+events are then written by one compiled statement; a debit's statement also plans which
+lots it takes, so it costs one round trip under the lock, not two.
 """
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
@@ -19,7 +20,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from crm_api.core.db import Compiled, Connection, Record
-from crm_api.core.errors import Conflict
+from crm_api.core.errors import Conflict, FieldError
 from crm_api.core.ids import new_id
 from crm_api.core.json import dumps
 from crm_api.core.money import minor_per_major
@@ -261,30 +262,6 @@ _mine = (
     L.c.has_points,
     sa.or_(L.c.expires_at.is_(None), L.c.expires_at > _now),
 )
-# Spendable lots in the order they are spent (oldest first), a page after a position:
-# an index range scan that stops early, however many lots the account has collected.
-PAGE = 64
-_SPENDABLE = Compiled.of(
-    sa.select(L.c.entry_id, L.c.remaining, L.c.earned_at)
-    .where(
-        *_mine,
-        L.c.available_at <= _now,
-        sa.tuple_(L.c.earned_at, L.c.entry_id)
-        > sa.tuple_(
-            sa.bindparam("after_at", type_=L.c.earned_at.type),
-            sa.bindparam("after_id", type_=sa.Uuid),
-        ),
-    )
-    .order_by(L.c.earned_at, L.c.entry_id)
-    .limit(PAGE)
-)
-# A reversed credit's own lot, spent first even while it is still locked.
-_OWN_LOT = Compiled.of(
-    sa.select(L.c.entry_id, L.c.remaining).where(
-        *_mine, L.c.entry_id == sa.bindparam("first", type_=sa.Uuid)
-    )
-)
-_START = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
 _DUE = Compiled.of(
     sa.select(L.c.entry_id, L.c.remaining)
     .where(
@@ -296,66 +273,113 @@ _DUE = Compiled.of(
     .order_by(L.c.earned_at, L.c.entry_id)
 )
 
+
+def _spending_plan() -> tuple[sa.CTE, sa.ColumnElement[int]]:
+    """SQL: the lots a debit of ``wanted`` points takes from, as a CTE of (lot, points),
+    and how many points are spendable (at least ``wanted`` when they suffice).
+
+    A reversed credit's own lot (``first``) goes first, even while still locked; then
+    spendable lots oldest first. The walk is recursive, one index probe on
+    ``ix_loyalty_lots_fifo`` per lot, and stops as soon as the lots cover ``wanted``,
+    however many lots the account has collected.
+    """
+    wanted = sa.bindparam("wanted", type_=sa.BigInteger)
+    first = sa.bindparam("first", type_=sa.Uuid)
+    own = sa.select(L.c.entry_id, L.c.remaining).where(*_mine, L.c.entry_id == first).cte("own")
+    owned = sa.select(sa.func.coalesce(sa.func.max(own.c.remaining), 0)).scalar_subquery()
+
+    def next_lot(*after: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        return (
+            sa.select(L.c.entry_id, L.c.remaining, L.c.earned_at)
+            .where(*_mine, L.c.available_at <= _now, L.c.entry_id.is_distinct_from(first), *after)
+            .order_by(L.c.earned_at, L.c.entry_id)
+            .limit(1)
+        )
+
+    oldest = next_lot().subquery("oldest")
+    walk = (
+        sa.select(oldest, (owned + oldest.c.remaining).label("found"))
+        .where(owned < wanted)
+        .cte("walk", recursive=True)
+    )
+    following = next_lot(
+        sa.tuple_(L.c.earned_at, L.c.entry_id) > sa.tuple_(walk.c.earned_at, walk.c.entry_id)
+    ).lateral("following")
+    walk = walk.union_all(
+        sa.select(following, walk.c.found + following.c.remaining)
+        .select_from(walk.join(following, sa.true()))
+        .where(walk.c.found < wanted)
+    )
+    before = walk.c.found - walk.c.remaining  # points found in the lots before this one
+    takes = sa.union_all(
+        sa.select(
+            own.c.entry_id.label("lot"), sa.func.least(own.c.remaining, wanted).label("points")
+        ),
+        sa.select(walk.c.entry_id, sa.func.least(walk.c.remaining, wanted - before)),
+    ).cte("takes")
+    reached = sa.select(sa.func.coalesce(sa.func.max(walk.c.found), 0)).scalar_subquery()
+    return takes, sa.func.greatest(reached, owned)
+
+
+_TAKES, _SPENDABLE = _spending_plan()
+_PLAN = Compiled.of(sa.select(_TAKES.c.lot, _TAKES.c.points))
+
 Takes = list[tuple[uuid.UUID, int]]
 
 
 async def plan(
-    conn: Connection,
-    account: Account,
-    points: int,
-    now: datetime,
-    *,
-    first: uuid.UUID | None = None,
-) -> tuple[Takes, int]:
-    """Which lots a debit of ``points`` takes from, and how many points are spendable (at
-    least ``points`` when they suffice; all there are when they do not, and the takes
-    then cover only those)."""
-    mine = {"customer_id": account.customer_id, "account_id": account.id, "now": now}
-    takes: Takes = []
-    found = 0
-
-    def take(lot: uuid.UUID, remaining: int) -> None:
-        nonlocal found
-        if found < points:
-            takes.append((lot, min(remaining, points - found)))
-        found += remaining
-
-    if first is not None and (own := await _OWN_LOT.fetchrow(conn, first=first, **mine)):
-        take(own["entry_id"], int(own["remaining"]))
-    after_at, after_id = _START
-    while True:
-        rows = await _SPENDABLE.fetch(conn, after_at=after_at, after_id=after_id, **mine)
-        for row in rows:
-            if row["entry_id"] != first:
-                take(row["entry_id"], int(row["remaining"]))
-        if found >= points or len(rows) < PAGE:
-            return takes, found
-        after_at, after_id = rows[-1]["earned_at"], rows[-1]["entry_id"]
+    conn: Connection, account: Account, wanted: int, now: datetime, *, first: uuid.UUID | None
+) -> Takes:
+    """The lots a debit of up to ``wanted`` points takes from (all there are, when they
+    fall short), for a debit that may be partial."""
+    rows = await _PLAN.fetch(
+        conn,
+        customer_id=account.customer_id,
+        account_id=account.id,
+        now=now,
+        wanted=wanted,
+        first=first,
+    )
+    return [(row["lot"], int(row["points"])) for row in rows]
 
 
 ENTRY_COLUMNS = [c.name for c in E.columns]
 
 
-def _append_statement() -> Compiled:
+def _append_statement(*, planned: bool) -> Compiled:
+    """The statement that writes an entry with everything it changes. Its lot changes
+    come from the ``lot_ids``/``lot_points`` arrays, or, ``planned``, from the spending
+    plan; a planned debit writes nothing unless the lots cover it, and answers the
+    spendable points either way."""
+
     def bind(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
         return sa.bindparam(name, type_=column.type)
 
+    if planned:
+        changes: Any = _TAKES
+        spendable: sa.ColumnElement[Any] = _SPENDABLE
+        enough: sa.ColumnElement[bool] = sa.bindparam("wanted", type_=sa.BigInteger) <= _SPENDABLE
+    else:
+        changes = (
+            sa.func.unnest(
+                sa.bindparam("lot_ids", type_=ARRAY(sa.Uuid)),
+                sa.bindparam("lot_points", type_=ARRAY(sa.BigInteger)),
+            )
+            .table_valued(sa.column("lot", sa.Uuid), sa.column("points", sa.BigInteger))
+            .render_derived(name="change")
+        )
+        spendable, enough = sa.literal(None, sa.BigInteger), sa.true()
     customer, entry_id = bind("customer_id", E.c.customer_id), bind("id", E.c.id)
-    lot_ids = sa.bindparam("lot_ids", type_=ARRAY(sa.Uuid))
-    lot_points = sa.bindparam("lot_points", type_=ARRAY(sa.BigInteger))
-    entry = sa.insert(E).values({c: bind(c, E.c[c]) for c in ENTRY_COLUMNS}).returning(E.c.id)
+    entry = sa.insert(E).from_select(
+        ENTRY_COLUMNS, sa.select(*(bind(c, E.c[c]) for c in ENTRY_COLUMNS)).where(enough)
+    )
     uses = sa.insert(U).from_select(
         ["customer_id", "entry_id", "lot_entry_id", "points"],
-        sa.select(customer, entry_id, sa.func.unnest(lot_ids), sa.func.unnest(lot_points)),
-    )
-    changes = (
-        sa.func.unnest(lot_ids, lot_points)
-        .table_valued(sa.column("lot", sa.Uuid), sa.column("points", sa.BigInteger))
-        .render_derived(name="change")
+        sa.select(customer, entry_id, changes.c.lot, changes.c.points).where(enough),
     )
     lots = (
         sa.update(L)
-        .where(L.c.customer_id == customer, L.c.entry_id == changes.c.lot)
+        .where(L.c.customer_id == customer, L.c.entry_id == changes.c.lot, enough)
         .values(remaining=L.c.remaining - changes.c.points)
     )
     new_points = sa.bindparam("new_lot_points", type_=sa.BigInteger)
@@ -375,7 +399,7 @@ def _append_statement() -> Compiled:
     )  # fmt: skip
     account = (
         sa.update(A)
-        .where(A.c.customer_id == customer, A.c.id == bind("account_id", E.c.account_id))
+        .where(A.c.customer_id == customer, A.c.id == bind("account_id", E.c.account_id), enough)
         .values(
             balance=bind("balance_after", E.c.balance_after),
             lifetime_earned=A.c.lifetime_earned + sa.bindparam("earned", type_=sa.BigInteger),
@@ -392,10 +416,10 @@ def _append_statement() -> Compiled:
             sa.func.unnest(sa.bindparam("event_types", type_=ARRAY(sa.Text))),
             customer,
             sa.func.unnest(sa.bindparam("event_data", type_=ARRAY(sa.Text))).cast(JSONB),
-        )
+        ).where(enough)
     )
     return Compiled.of(
-        sa.select(sa.literal(1)).add_cte(
+        sa.select(spendable.label("spendable")).add_cte(
             entry.cte("entry"),
             uses.cte("uses"),
             lots.cte("lots"),
@@ -406,25 +430,22 @@ def _append_statement() -> Compiled:
     )
 
 
-_APPEND = _append_statement()
+_APPEND = _append_statement(planned=False)
+_DEBIT = _append_statement(planned=True)
 
 
-async def append(
-    conn: Connection,
+def _entry_params(
     account: Account,
     kind: EntryKind,
     points: int,
     now: datetime,
-    *,
-    takes: Takes = (),  # type: ignore[assignment]
-    new_lot: bool = False,
-    earned: int = 0,
-    entry_id: uuid.UUID | None = None,
-    **fields: Any,
-) -> Entry:
-    """Record an entry: its lot changes (``takes``: points taken from, or when negative
-    given back to, each lot; ``new_lot``: the entry's points form a lot), the account's
-    balance, lifetime earnings and tier, and its events with those the account queued."""
+    new_lot: bool,
+    earned: int,
+    entry_id: uuid.UUID | None,
+    fields: dict[str, Any],
+) -> tuple[Entry, dict[str, Any]]:
+    """The entry an append would write, and the statement's parameters for it: its lot,
+    the account's new state and the events (its own and those the account queued)."""
     values = dict.fromkeys(ENTRY_COLUMNS)
     values.update(fields)
     values.update(
@@ -452,29 +473,89 @@ async def append(
             if account.expiry_days
             else None,
         }
+    return entry, {
+        **values,
+        **lot,
+        "earned": earned,
+        "tier": account.tier,
+        "tier_since": account.tier_since,
+        "event_ids": [new_id() for _ in queued],
+        "event_types": [str(t) for t, _ in queued],
+        "event_data": [data.decode() for _, data in queued],
+    }
+
+
+async def _write(statement: Compiled, conn: Connection, **params: Any) -> Record:
     try:
-        await _APPEND.execute(
-            conn,
-            **values,
-            **lot,
-            lot_ids=[lot_id for lot_id, _ in takes],
-            lot_points=[taken for _, taken in takes],
-            earned=earned,
-            tier=account.tier,
-            tier_since=account.tier_since,
-            event_ids=[new_id() for _ in queued],
-            event_types=[str(t) for t, _ in queued],
-            event_data=[data.decode() for _, data in queued],
-        )
+        row = await statement.fetchrow(conn, **params)
     except asyncpg.UniqueViolationError:
         raise Conflict(
             "Another request recorded this entry at the same moment (same Idempotency-Key or "
             "interaction); fetch the account's entries to see it."
         ) from None
+    assert row is not None
+    return row
+
+
+def _written(account: Account, entry: Entry, earned: int) -> Entry:
     account.balance, account.last_seq = entry.balance_after, entry.seq
     account.lifetime_earned += earned
     account.events = []
     return entry
+
+
+async def append(
+    conn: Connection,
+    account: Account,
+    kind: EntryKind,
+    points: int,
+    now: datetime,
+    *,
+    takes: Takes = (),  # type: ignore[assignment]
+    new_lot: bool = False,
+    earned: int = 0,
+    entry_id: uuid.UUID | None = None,
+    **fields: Any,
+) -> Entry:
+    """Record an entry: its lot changes (``takes``: points taken from, or when negative
+    given back to, each lot; ``new_lot``: the entry's points form a lot), the account's
+    balance, lifetime earnings and tier, and its events with those the account queued."""
+    entry, params = _entry_params(account, kind, points, now, new_lot, earned, entry_id, fields)
+    await _write(
+        _APPEND,
+        conn,
+        **params,
+        lot_ids=[lot_id for lot_id, _ in takes],
+        lot_points=[taken for _, taken in takes],
+    )
+    return _written(account, entry, earned)
+
+
+async def debit(
+    conn: Connection,
+    account: Account,
+    kind: EntryKind,
+    points: int,
+    now: datetime,
+    *,
+    first: uuid.UUID | None = None,
+    earned: int = 0,
+    entry_id: uuid.UUID | None = None,
+    **fields: Any,
+) -> Entry:
+    """Record a debit of ``points`` (> 0) taken from the account's lots by the spending
+    plan, all in one statement; when the lots cannot cover it, a 409 and nothing written."""
+    entry, params = _entry_params(account, kind, -points, now, False, earned, entry_id, fields)
+    row = await _write(_DEBIT, conn, **params, now=now, wanted=points, first=first)
+    spendable = int(row["spendable"])
+    if spendable < points:
+        raise InsufficientPoints(
+            f"The account has {spendable} points available; {points} were asked for.",
+            errors=[
+                FieldError(field="points", message=f"exceeds the {spendable} points available")
+            ],
+        )
+    return _written(account, entry, earned)
 
 
 async def expire_due(conn: Connection, account: Account, now: datetime) -> Entry | None:

@@ -27,7 +27,6 @@ from crm_api.customers import service as customers
 from crm_api.events.schemas import EventType
 from crm_api.interactions.schemas import Interaction, InteractionType
 from crm_api.loyalty import ledger
-from crm_api.loyalty.ledger import InsufficientPoints
 from crm_api.loyalty.models import loyalty_accounts as A
 from crm_api.loyalty.models import loyalty_entries as E
 from crm_api.loyalty.models import loyalty_lot_uses as U
@@ -491,28 +490,10 @@ async def _open(
     return account, replay
 
 
-async def _spend(
-    conn: Connection,
-    account: ledger.Account,
-    points: int,
-    now: datetime,
-    *,
-    first: uuid.UUID | None = None,
-    partial: bool = False,
-) -> ledger.Takes:
-    """Plan taking ``points`` from spendable lots, expiring due ones first; without
-    ``partial``, a shortfall is a 409 and nothing is written."""
+async def _expire_due(conn: Connection, account: ledger.Account, now: datetime) -> None:
+    """Expire the account's due lots before a debit, so it never spends expired points."""
     if account.has_due:
         await ledger.expire_due(conn, account, now)
-    takes, spendable = await ledger.plan(conn, account, points, now, first=first)
-    if spendable < points and not partial:
-        raise InsufficientPoints(
-            f"The account has {spendable} points available; {points} were asked for.",
-            errors=[
-                FieldError(field="points", message=f"exceeds the {spendable} points available")
-            ],
-        )
-    return takes
 
 
 async def _earn(
@@ -619,7 +600,7 @@ async def redeem(
             )
         fields.update(reward_id=reward["id"], reward_quantity=request.quantity)
     assert points is not None
-    takes = await _spend(conn, account, points, now)
+    await _expire_due(conn, account, now)
     stock_left = None
     if reward is not None:
         stock = await _TAKE_STOCK.fetchrow(conn, id=reward["id"], quantity=request.quantity)
@@ -647,8 +628,8 @@ async def redeem(
                 ),
             )
         )
-    entry = await ledger.append(
-        conn, account, EntryKind.REDEEM, -points, now, takes=takes, entry_id=entry_id, **fields
+    entry = await ledger.debit(
+        conn, account, EntryKind.REDEEM, points, now, entry_id=entry_id, **fields
     )
     return entry, False
 
@@ -673,10 +654,8 @@ async def adjust(
             conn, account, EntryKind.ADJUST, request.points, now, new_lot=True, **fields
         )
     else:
-        takes = await _spend(conn, account, -request.points, now)
-        entry = await ledger.append(
-            conn, account, EntryKind.ADJUST, request.points, now, takes=takes, **fields
-        )
+        await _expire_due(conn, account, now)
+        entry = await ledger.debit(conn, account, EntryKind.ADJUST, -request.points, now, **fields)
     return entry, False
 
 
@@ -748,10 +727,10 @@ async def reverse(
     fields = {"reason": request.reason, "reference": request.reference, "reverses_id": entry_id,
               "actor_key_id": actor, "idempotency_key": key}  # fmt: skip
     if target.points > 0:
-        takes = await _spend(conn, account, points, now, first=entry_id)
+        await _expire_due(conn, account, now)
         earned = points if target.kind is EntryKind.EARN else 0
-        entry = await ledger.append(
-            conn, account, EntryKind.REVERSE, -points, now, takes=takes, earned=-earned,
+        entry = await ledger.debit(
+            conn, account, EntryKind.REVERSE, points, now, first=entry_id, earned=-earned,
             qualifying_points=-earned, **fields,
         )  # fmt: skip
         return entry, False
@@ -852,7 +831,8 @@ async def _reverse_refund(conn: Connection, refund: Interaction, earned: db.Reco
     wanted = min(wanted, earned["points"] - reversed_so_far)
     if wanted <= 0:
         return
-    takes = await _spend(conn, account, wanted, now, first=earned["id"], partial=True)
+    await _expire_due(conn, account, now)
+    takes = await ledger.plan(conn, account, wanted, now, first=earned["id"])
     taken = sum(points for _, points in takes)
     if taken == 0:
         return
