@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test openapi bench bench-webhooks bench-loyalty bench-scale bench-graphql lint clean
+.PHONY: run test openapi soak bench bench-webhooks bench-loyalty bench-scale bench-analytics bench-graphql lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,10 +12,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The SDK generators the suite runs against openapi/: the Python one in a venv of its own
+# (it caps typer below what the service needs), the TypeScript one from npm.
+SDK_VENV := .sdk-venv
+SDK_PYTHON := $(SDK_VENV)/.installed-stamp
+SDK_NODE := tests/sdk/node_modules/.package-lock.json
+
+$(SDK_PYTHON): tests/sdk/requirements.txt
+	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet -r tests/sdk/requirements.txt
+	touch $(SDK_PYTHON)
+
+$(SDK_NODE): tests/sdk/package.json tests/sdk/package-lock.json
+	npm ci --prefix tests/sdk --no-audit --no-fund --loglevel=error
+	touch $(SDK_NODE)
+
 run: $(STAMP)  ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless CRM_DATABASE_URL is set)
 	$(BIN)/crm-api serve
 
-test: $(STAMP)  ## The whole suite against a real PostgreSQL
+test: $(STAMP) $(SDK_PYTHON) $(SDK_NODE)  ## The whole suite against a real PostgreSQL
 	$(BIN)/python -m pytest
 
 openapi: $(STAMP)  ## Regenerate the committed API contract in openapi/
@@ -33,12 +48,18 @@ bench-loyalty: $(STAMP)  ## Earn/redeem throughput, 10k accounts and one hot acc
 bench-scale: $(STAMP)  ## Segments and scoring at 1M customers / ~10M interactions (slow: minutes)
 	$(BIN)/python -m bench.scale
 
+bench-analytics: $(STAMP)  ## KPIs, rules refresh, recommendations, profile at 1M customers / 10M interactions (slow)
+	$(BIN)/python -m bench.analytics_scale
+
 bench-graphql: $(STAMP)  ## The customer page over GraphQL vs REST; a nested list of 100 customers
 	$(BIN)/python -m bench.graphql
+
+soak: $(STAMP)  ## Mixed traffic for 10 minutes, bounded: zero 5xx, p99 per operation, outbox drained
+	$(BIN)/python -m bench.soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench migrations
 	$(BIN)/ruff format --check src tests bench migrations
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(SDK_VENV) tests/sdk/node_modules .pytest_cache

@@ -295,16 +295,6 @@ async def _statements(url: str, key: str, customer_id: str) -> dict[str, int]:
     return counts
 
 
-def _percentiles(timings: list[float]) -> dict[str, float]:
-    ordered = sorted(timings)
-    return {
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
-        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 2),
-        "mean_ms": round(statistics.fmean(ordered), 2),
-    }
-
-
 async def _page_latencies(
     base_url: str, key: str, customer_ids: list[str], pages: int
 ) -> dict[str, dict[str, float]]:
@@ -325,7 +315,7 @@ async def _page_latencies(
                 await send(http, customer_id)
                 if n >= warmup:
                     timings[name].append((time.perf_counter() - started) * 1000)
-    return {name: _percentiles(found) for name, found in timings.items()}
+    return {name: report.percentiles(found) for name, found in timings.items()}
 
 
 def _throughput(results: list[load.LoadResult]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The figures: a table on stdout and JSON in bench/results/latest.json."""
 
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,17 @@ def section(title: str, columns: tuple[str, ...], rows: list[Row], *, vs: str) -
             )
         )
     return "\n".join(out)
+
+
+def percentiles(timings: list[float]) -> dict[str, float]:
+    """p50, p90, p99 and mean of latencies in milliseconds."""
+    ordered = sorted(timings)
+    return {
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
+        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 2),
+        "mean_ms": round(statistics.fmean(ordered), 2),
+    }
 
 
 def write(results: dict[str, Any], name: str = "latest.json") -> Path:

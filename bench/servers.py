@@ -114,9 +114,16 @@ def ceiling(database_url: str, pool_size: int, workdir: Path) -> AbstractContext
 
 
 def crm_api(
-    database_url: str, pool_size: int, workdir: Path, *, access_log: bool
+    database_url: str,
+    pool_size: int,
+    workdir: Path,
+    *,
+    access_log: bool,
+    rate_limit_per_minute: int = 0,
 ) -> AbstractContextManager[Running]:
-    """The app as operators run it: `crm-api serve`, one worker, JSON logs to a file."""
+    """The app as operators run it: `crm-api serve`, one worker, JSON logs to a file.
+
+    Rate limiting is off (0) unless a limit is given: load from one key would trip it."""
     port = free_port()
     command = [
         sys.executable, "-c", "from crm_api.cli import app; app()", "serve",
@@ -130,6 +137,7 @@ def crm_api(
             "CRM_ACCESS_LOG": "true" if access_log else "false",
             "CRM_LOG_LEVEL": "INFO",
             "CRM_BOOTSTRAP_ADMIN_KEY": "false",
+            "CRM_RATE_LIMIT_PER_MINUTE": str(rate_limit_per_minute),
         }
     )
     name = "crm-api" if access_log else "crm-api-no-access-log"

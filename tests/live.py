@@ -3,15 +3,21 @@ their own (empty, or copied from the migrated template), keys issued straight in
 the app under a real uvicorn server on a loopback port, and the OpenAPI document.
 """
 
+import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import uvicorn
 
 from crm_api.api_keys import service as api_keys
@@ -61,16 +67,17 @@ def openapi_document() -> dict[str, Any]:
 
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
-    return Settings(
-        environment=Environment.TEST,
-        database_url=database_url,
-        pool_min_size=1,
-        pool_size=10,
-        bootstrap_admin_key=False,
-        access_log=False,
-        _env_file=None,  # type: ignore[call-arg]
-        **overrides,
-    )
+    """Test settings; rate limiting is off unless ``overrides`` sets a limit."""
+    fields: dict[str, Any] = {
+        "environment": Environment.TEST,
+        "database_url": database_url,
+        "pool_min_size": 1,
+        "pool_size": 10,
+        "bootstrap_admin_key": False,
+        "access_log": False,
+        "rate_limit_per_minute": 0,
+    }
+    return Settings(**(fields | overrides), _env_file=None)  # type: ignore[call-arg]
 
 
 async def issue_key(database_url: str, *scopes: Scope, name: str = "test", **fields: Any) -> str:
@@ -108,3 +115,57 @@ def serve(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def server_process(
+    database_url: str, port: int, *options: str, **settings: str
+) -> Iterator[subprocess.Popen]:
+    """`crm-api serve` as operators run it, in a process of its own (``options`` added),
+    on ``database_url`` (migrated already), with no worker and, unless ``settings`` (CRM_
+    variables) say otherwise, no rate limit."""
+    env = os.environ | {
+        "CRM_DATABASE_URL": database_url,
+        "CRM_ENVIRONMENT": "test",
+        "CRM_BOOTSTRAP_ADMIN_KEY": "false",
+        "CRM_WORKER_IN_PROCESS": "false",
+        "CRM_RATE_LIMIT_PER_MINUTE": "0",
+        "CRM_LOG_LEVEL": "WARNING",
+        **settings,
+    }
+    command = [str(Path(sys.executable).with_name("crm-api")), "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--no-migrate", *options],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def ready(base_url: str) -> None:
+    """Wait until the server at ``base_url`` answers /readyz."""
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        for _ in range(600):
+            try:
+                if (await http.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"the server at {base_url} did not get ready")

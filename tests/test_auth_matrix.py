@@ -48,6 +48,14 @@ VALID_BODIES: dict[str, object] = {
     "loyalty_accounts_redeem": {"points": 1},
     "loyalty_accounts_adjust": {"points": 1, "reason": "x"},
     "loyalty_entries_reverse": {"reason": "x"},
+    "campaigns_create": {
+        "code": "X",
+        "name": "x",
+        "channel": "email",
+        "currency": "EUR",
+        "starts_at": "2025-01-01T00:00:00Z",
+    },
+    "campaigns_update": {"name": "x"},
 }
 
 

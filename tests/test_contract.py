@@ -336,6 +336,11 @@ POST_BODIES: dict[str, tuple[str, bytes]] = {
         b'{"customer_id": "01a20000-0000-7000-8000-000000000000",'
         b' "program_id": "01a20000-0000-7000-8000-000000000000"}',
     ),
+    "campaigns_create": (
+        "application/json",
+        b'{"code": "x", "name": "x", "channel": "email", "currency": "EUR",'
+        b' "starts_at": "2026-01-01T00:00:00Z"}',
+    ),
     "loyalty_accounts_earn": ("application/json", b'{"points": 1}'),
     "loyalty_accounts_redeem": ("application/json", b'{"points": 1}'),
     "loyalty_accounts_adjust": ("application/json", b'{"points": 1, "reason": "x"}'),

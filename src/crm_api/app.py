@@ -10,15 +10,18 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from crm_api import __version__
 from crm_api import worker as background
+from crm_api.analytics.router import customers_router as profile_router
 from crm_api.analytics.router import router as analytics_router
 from crm_api.api_keys import service as api_keys
 from crm_api.api_keys.router import router as api_keys_router
+from crm_api.campaigns.router import router as campaigns_router
 from crm_api.config import Settings, get_settings
 from crm_api.core import docs, errors, logs, openapi
 from crm_api.core.auth import Authenticator
 from crm_api.core.db import Database
 from crm_api.core.middleware import BodyLimit, RequestContext
 from crm_api.core.ops import router as ops_router
+from crm_api.core.ratelimit import RATE_LIMIT_HEADERS, RateLimiter, shared_buckets
 from crm_api.core.uow import IdempotentReplay, replay_stored
 from crm_api.customers.router import router as customers_router
 from crm_api.events.live import LiveEvents
@@ -52,6 +55,13 @@ A headless CRM: customers, their multichannel timeline and an events feed.
 **Conventions**: lists are keyset-paginated (`limit`, `cursor` -> `next_cursor`); errors
 are RFC 9457 `application/problem+json`; every write accepts an `Idempotency-Key`;
 responses carry an `ETag` and PATCH/PUT/DELETE honour `If-Match`.
+
+**Rate limits**: each API key may make `rate_limit_per_minute` requests (the key's own, else
+the server's default), as a token bucket refilled continuously. Every authenticated response,
+REST and GraphQL, carries `RateLimit-Limit` (requests per minute), `RateLimit-Remaining`
+(requests the key may make now) and `RateLimit-Reset` (seconds until the bucket is full
+again); past the limit the answer is a 429 `rate-limited` problem with `Retry-After` (seconds
+until the next request is admitted).
 """
 
 
@@ -69,7 +79,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.db = db
     app.state.authenticator = Authenticator(
-        db, api_keys.authenticate, settings.api_key_cache_seconds
+        db,
+        api_keys.authenticator_lookup(settings.rate_limit_per_minute),
+        settings.api_key_cache_seconds,
+    )
+    app.state.rate_limiter = (
+        RateLimiter(shared_buckets(db, settings.redis_url))
+        if settings.rate_limit_per_minute
+        else None
     )
     app.state.live_events = LiveEvents(db)  # listens from the first subscription on
     # Everything alive after start-up lives as long as the process: keep it out of the
@@ -89,6 +106,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             await worker
         await app.state.live_events.close()
+        if app.state.rate_limiter is not None:
+            await app.state.rate_limiter.buckets.close()
         await db.close()
 
 
@@ -128,6 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loyalty_accounts_router,
         loyalty_entries_router,
         analytics_router,
+        campaigns_router,
+        profile_router,
     ):
         # The routers' routes carry their prefixes, tags and responses already; adding
         # them to the app's own router skips a nested match per request (~10% of a GET).
@@ -143,8 +164,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag", "Location", "X-Request-ID", "Idempotent-Replayed"],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "X-Request-ID",
+                "Idempotent-Replayed",
+                *RATE_LIMIT_HEADERS,
+            ],
         )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, timeout_seconds=settings.body_timeout_seconds
+    )
     app.add_middleware(RequestContext, access_log=settings.access_log)
     return app

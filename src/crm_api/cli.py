@@ -7,7 +7,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from crm_api import migrate as migrations
 from crm_api import worker as background
+from crm_api.analytics import stored_rules
 from crm_api.api_keys import service as api_keys
 from crm_api.api_keys.schemas import ApiKeyCreate
 from crm_api.app import create_app
@@ -33,6 +34,8 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 loyalty_app = typer.Typer(help="Loyalty jobs on demand.", no_args_is_help=True)
 app.add_typer(loyalty_app, name="loyalty")
+analytics_app = typer.Typer(help="Analytics jobs on demand.", no_args_is_help=True)
+app.add_typer(analytics_app, name="analytics")
 T = TypeVar("T")
 _keep_alive: list[Any] = []  # the embedded server runs while the CLI process holds it
 
@@ -196,12 +199,12 @@ def keys_revoke(key_id: Annotated[uuid.UUID, typer.Argument(help="The key's id."
     typer.echo(f"revoked {key_id}")
 
 
-def _run_job(job: Callable[[Database, Settings], Awaitable[int]]) -> int:
-    """Run one of the worker's scheduled jobs now; answers how many rows it changed."""
+def _run_job(job: Callable[[Database, Settings], Awaitable[T]]) -> T:
+    """Run one of the worker's jobs now; answers what it answers."""
     settings = _settings()
     url = _database_url(settings)
 
-    async def run() -> int:
+    async def run() -> T:
         db = await Database.connect(url, min_size=1, max_size=2)
         try:
             return await job(db, settings)
@@ -221,6 +224,23 @@ def loyalty_expire() -> None:
 def loyalty_retier() -> None:
     """Re-evaluate the tiers of accounts due a review now (the worker does so on its schedule)."""
     typer.echo(f"changed the tier of {_run_job(loyalty_jobs.retier_due)} account(s)")
+
+
+@analytics_app.command("refresh-rules")
+def analytics_refresh_rules() -> None:
+    """Mine the recommendation rules and item popularity from all purchases now (the worker
+    does so on its schedule); waits for a refresh already running, then refreshes."""
+
+    async def refresh(db: Database, settings: Settings) -> list[stored_rules.Refreshed]:
+        done = await stored_rules.refresh(db.pool, older_than=timedelta(0), wait=True)
+        assert done is not None  # a zero age is always due
+        return done
+
+    for level in _run_job(refresh):
+        typer.echo(
+            f"{level.level.value}: {level.rules} rules over {level.baskets} baskets "
+            f"in {level.seconds:.1f} s"
+        )
 
 
 @app.command("export-openapi")

@@ -56,10 +56,28 @@ class Settings(BaseSettings):
     )
     access_log: bool = True
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a client may take to send a request body before a 408.",
+    )
     api_key_cache_seconds: float = Field(
         default=10.0,
         ge=0,
         description="How long a verified API key is trusted per process before it is re-read.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=6000,
+        ge=0,
+        le=1_000_000_000,
+        description=(
+            "Requests per minute an API key may make, unless the key sets its own; "
+            "0 switches rate limiting off for every key."
+        ),
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis holding the shared rate-limit buckets. Unset: PostgreSQL holds them.",
     )
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     webhook_retry_schedule_seconds: list[float] = Field(
@@ -110,6 +128,14 @@ class Settings(BaseSettings):
         description=(
             "How often the worker runs its periodic jobs: loyalty expiry and re-tiering, "
             "automatic lifecycle transitions."
+        ),
+    )
+    recommendation_refresh_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "How old the stored recommendation rules may get before the worker mines them "
+            "again from all purchases (checked on the worker's schedule)."
         ),
     )
     worker_batch_size: int = Field(default=100, ge=1, le=1000)

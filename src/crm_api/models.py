@@ -1,8 +1,11 @@
 """Every domain's tables on one MetaData: what Alembic compares the migrations against."""
 
+from crm_api.analytics.models import item_popularity, recommendation_refreshes, recommendation_rules
 from crm_api.api_keys.models import api_keys
+from crm_api.campaigns.models import campaigns
 from crm_api.core.db import metadata
 from crm_api.core.idempotency import idempotency_keys
+from crm_api.core.ratelimit import rate_limit_buckets
 from crm_api.customers.models import customers
 from crm_api.events.models import events
 from crm_api.interactions.models import interaction_items, interactions
@@ -32,12 +35,14 @@ from crm_api.webhooks.models import (
 
 __all__ = [
     "api_keys",
+    "campaigns",
     "customer_scores",
     "customers",
     "events",
     "idempotency_keys",
     "interaction_items",
     "interactions",
+    "item_popularity",
     "lifecycle_edges",
     "lifecycle_graph",
     "lifecycle_rules",
@@ -50,6 +55,9 @@ __all__ = [
     "loyalty_programs",
     "loyalty_rewards",
     "metadata",
+    "rate_limit_buckets",
+    "recommendation_refreshes",
+    "recommendation_rules",
     "scoring_runs",
     "segment_members",
     "segment_membership_history",

@@ -1,5 +1,5 @@
 """The background worker: webhook deliveries, scoring runs, segment refreshes, loyalty and
-lifecycle schedules, housekeeping.
+lifecycle schedules, the recommendation rules' refresh, housekeeping.
 
 `crm-api worker` runs it as its own process (production: as many as needed, side by
 side); `crm-api serve` runs one inside the server when the database is the embedded one.
@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 
+from crm_api.analytics import stored_rules
 from crm_api.config import Settings
 from crm_api.core import idempotency
 from crm_api.core.db import Database
@@ -77,6 +78,8 @@ SCHEDULED = (
     ("loyalty expiry", loyalty_jobs.expire_due),
     ("loyalty re-tiering", loyalty_jobs.retier_due),
     ("lifecycle rules", lifecycle_rules.apply_due),
+    # Due once the stored set is older than the setting; an advisory lock, not SKIP LOCKED.
+    ("recommendation rules", stored_rules.refresh_due),
 )
 
 

@@ -4,6 +4,7 @@ minus bought SKUs and avoided categories."""
 import itertools
 import random
 import uuid
+from datetime import datetime
 
 import pytest
 
@@ -149,11 +150,15 @@ async def test_unknown_customer_and_bad_limit(api) -> None:  # type: ignore[no-u
 async def test_graphql_answers_as_rest(api, shop) -> None:  # type: ignore[no-untyped-def]
     query = """query($id: ID!) { recommendations(customerId: $id) {
         customerId level avoidedCategories boughtCategories { category purchases }
-        recommendations { item score source becauseOf lift reason } } }"""
+        recommendations { item score source becauseOf lift reason } rulesComputedAt } }"""
     response = await api.post("/graphql", json={"query": query, "variables": {"id": shop["vera"]}})
     found = response.json()["data"]["recommendations"]
     rest = await _recommend(api, shop["vera"])
     assert found["customerId"] == rest["customer_id"]
+    mined = [
+        datetime.fromisoformat(t) for t in (found["rulesComputedAt"], rest["rules_computed_at"])
+    ]
+    assert mined[0] == mined[1]  # one set, mined once
     assert found["avoidedCategories"] == ["meat"]
     assert [(r["item"], r["source"], r["reason"]) for r in found["recommendations"]] == [
         ("veg-special", "AFFINITY", rest["recommendations"][0]["reason"]),

@@ -10,8 +10,8 @@ from support import ago
 
 INTERACTION_FIELDS = """
     id customerId type externalId channel direction occurredAt recordedAt subject body campaign
-    metadata amount currency items { sku name category quantity unitPrice } nps csat refundOf
-    sentiment
+    metadata amount currency serviceCost items { sku name category quantity unitPrice unitCost }
+    nps csat refundOf sentiment
 """
 RECORD = f"""mutation($input: InteractionInput!) {{
     recordInteraction(input: $input) {{ {INTERACTION_FIELDS} }}
@@ -37,7 +37,13 @@ def purchase(customer_id: str, **fields: object) -> dict:
         "metadata": {"cart": {"coupon": "SPRING"}},
         "items": [
             {"sku": "TEA-1", "name": "Green tea", "quantity": 2, "unitPrice": 999},
-            {"sku": "MUG-1", "category": "kitchen", "quantity": 1, "unitPrice": 2_999_998_002},
+            {
+                "sku": "MUG-1",
+                "category": "kitchen",
+                "quantity": 1,
+                "unitPrice": 2_999_998_002,
+                "unitCost": 1_999_998_002,
+            },
         ],
         **fields,
     }

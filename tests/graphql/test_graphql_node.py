@@ -61,6 +61,14 @@ async def objects(api, new_customer) -> dict[str, tuple[str, str]]:  # type: ign
     account = await made("/v1/loyalty/accounts", customer_id=c, program_id=p)
     entry = await made(f"/v1/loyalty/accounts/{account['id']}/earn", points=7)
     moved = await made(f"/v1/customers/{c}/lifecycle/transitions", to="active")
+    campaign = await made(
+        "/v1/campaigns",
+        code="SPRING",
+        name="Spring",
+        channel="email",
+        currency="EUR",
+        starts_at="2025-03-01T00:00:00Z",
+    )
     return {
         "Customer": (c, f'customer(id: "{c}")'),
         "Interaction": (interaction["id"], f'interaction(id: "{interaction["id"]}")'),
@@ -76,6 +84,7 @@ async def objects(api, new_customer) -> dict[str, tuple[str, str]]:  # type: ign
             moved["id"],
             f'lifecycleTransition(customerId: "{c}", id: "{moved["id"]}")',
         ),
+        "Campaign": (campaign["id"], f'campaign(id: "{campaign["id"]}")'),
     }
 
 

@@ -46,6 +46,7 @@ async def test_a_purchase_is_recorded_with_its_items_and_announced(api, new_cust
         "category": "tea",
         "quantity": 2,
         "unit_price": 999,
+        "unit_cost": None,
     }
     assert recorded["amount"] == 2598 and recorded["currency"] == "EUR"
     assert recorded["occurred_at"] and recorded["recorded_at"]

@@ -66,7 +66,7 @@ class AffinityQuery(BaseModel):
         return self
 
 
-class Rule(BaseModel):
+class AssociationRule(BaseModel):
     antecedent: str = Field(description="X: the item (SKU or category) in the basket.")
     consequent: str = Field(description="Y: the item bought with it.")
     baskets_with_both: int = Field(description="Baskets containing X and Y.")
@@ -83,7 +83,9 @@ class Rule(BaseModel):
 class Affinities(BaseModel):
     level: Level
     baskets: int = Field(description="Purchases with at least one item at this level.")
-    rules: list[Rule] = Field(description="Ordered by lift, then confidence, descending.")
+    rules: list[AssociationRule] = Field(
+        description="Ordered by lift, then confidence, descending."
+    )
 
 
 LEVEL = sa.bindparam("level", type_=sa.Text)

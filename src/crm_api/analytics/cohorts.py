@@ -5,7 +5,7 @@ from itertools import groupby
 
 import sqlalchemy as sa
 
-from crm_api.analytics.kpis import pick_currency
+from crm_api.analytics.figures import pick_currency
 from crm_api.analytics.schemas import Cohort, CohortMetric, CohortPeriod, CohortReport
 from crm_api.core.db import Compiled, Queryable
 from crm_api.core.errors import ValidationFailed

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import strawberry
 
-from crm_api.analytics import affinities, cohorts, kpis, recommendations, sentiment
+from crm_api.analytics import affinities, cohorts, kpis, profitability, recommendations, sentiment
 from crm_api.analytics.schemas import CohortMetric, CohortPeriod
 from crm_api.core.channels import Channel
 from crm_api.core.scopes import Scope
@@ -75,6 +75,9 @@ class CustomerRecommendations:
     bought_categories: list[CategoryPurchases]
     avoided_categories: list[str]
     recommendations: list[Recommendation]
+    rules_computed_at: datetime = strawberry.field(
+        description="When the rules and popularity used were mined from all purchases."
+    )
 
     @classmethod
     def of(cls, model: recommendations.Recommendations) -> "CustomerRecommendations":
@@ -111,12 +114,34 @@ class Kpis:
     orders: int
     average_order_value: int | None
     revenue: int | None
+    cost_of_goods: int | None
+    gross_margin: int | None
+    margin_rate: float | None
+    service_cost: int | None
+    profit: int | None
+    cost_coverage: float | None
     historical_clv: int | None
     predicted_clv_mean: int | None
     predicted_clv_median: int | None
     predicted_clv_run_id: strawberry.ID | None
     nps: float | None
     csat: float | None
+    campaign_cost: int | None
+    campaign_revenue: int | None
+    campaign_roi: float | None
+
+
+@strawberry.type(description="A customer's profitability (see `customerProfitability`).")
+class CustomerProfitability:
+    customer_id: strawberry.ID
+    currency: str | None
+    revenue: int | None
+    cost_of_goods: int | None
+    gross_margin: int | None
+    margin_rate: float | None
+    service_cost: int | None
+    profit: int | None
+    cost_coverage: float | None
 
 
 @strawberry.type(description="One acquisition cohort's row (see `analyticsCohorts`).")
@@ -248,6 +273,23 @@ class AnalyticsQueries:
                 currency=currency,
             )
         return from_model(Kpis, found)
+
+    @strawberry.field(
+        extensions=needs(Scope.ANALYTICS_READ),
+        description="A customer's revenue, cost of goods, margin, service cost and profit "
+        "over all their interactions, as GET /v1/customers/{id}/profitability (formulas in "
+        "its OpenAPI description); null for an unknown customer.",
+    )
+    async def customer_profitability(
+        self, info: Info, customer_id: strawberry.ID, currency: str | None = None
+    ) -> CustomerProfitability | None:
+        async with info.context.db.connection() as conn:
+            found = await or_none(
+                profitability.customer_profitability(
+                    conn, parse_id(customer_id, "customerId"), currency
+                )
+            )
+        return None if found is None else from_model(CustomerProfitability, found)
 
     @strawberry.field(
         extensions=needs(Scope.ANALYTICS_READ),

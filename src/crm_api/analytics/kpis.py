@@ -1,18 +1,23 @@
-"""Customer KPIs for a period: a fixed three set-based statements, ratios taken in Python."""
+"""Customer KPIs for a period: a fixed five set-based statements, ratios taken in Python."""
 
 import uuid
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
+from crm_api.analytics import profitability
+from crm_api.analytics.figures import minor_units, pick_currency, ratio
 from crm_api.analytics.schemas import KpiReport
+from crm_api.campaigns import service as campaigns
+from crm_api.campaigns.schemas import CampaignTotals
 from crm_api.core.auth import Principal
 from crm_api.core.db import Compiled, Queryable
 from crm_api.core.errors import ValidationFailed
 from crm_api.core.money import minor_per_major
 from crm_api.customers.models import customers as c
+from crm_api.interactions.models import interactions as i
 from crm_api.scoring.models import customer_scores as s
 from crm_api.scoring.models import scoring_runs as r
 from crm_api.scoring.protocol import ScorerKind
@@ -46,7 +51,7 @@ _CURRENCIES = _statement(
     f"""WITH {_POPULATION}
     SELECT coalesce(array_agg(found.currency ORDER BY found.currency), '{{}}') FROM (
         SELECT i.currency FROM interactions i JOIN population p ON p.id = i.customer_id
-        WHERE i.type IN ('purchase', 'refund')
+        WHERE i.currency IS NOT NULL  -- purchases, refunds and service costs
           AND i.occurred_at >= :start AND i.occurred_at < :end
         UNION
         SELECT p.acquisition_currency FROM population p
@@ -135,6 +140,19 @@ _FIGURES = _statement(
 )
 
 _segment_id = sa.bindparam("segment_id", type_=sa.Uuid)
+
+
+def _counted(customer_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """SQL: the customer is live and, when a segment is given, one of its current members."""
+    return sa.and_(
+        sa.exists().where(c.c.id == customer_id, c.c.deleted_at.is_(None)),
+        sa.or_(
+            _segment_id.is_(None),
+            customer_id.in_(sa.select(m.c.customer_id).where(m.c.segment_id == _segment_id)),
+        ),
+    )
+
+
 _PREDICTED_CLV = Compiled.of(
     sa.select(
         r.c.id,
@@ -146,40 +164,18 @@ _PREDICTED_CLV = Compiled.of(
     .where(
         s.c.run_id == latest_run(ScorerKind.CLV),
         s.c.score.isnot(None),
-        sa.exists().where(c.c.id == s.c.customer_id, c.c.deleted_at.is_(None)),
-        sa.or_(
-            _segment_id.is_(None),
-            s.c.customer_id.in_(sa.select(m.c.customer_id).where(m.c.segment_id == _segment_id)),
-        ),
+        _counted(s.c.customer_id),
     )
     .group_by(r.c.id, r.c.currency)
 )
-
-
-def ratio(numerator: int | float, denominator: int) -> float | None:
-    """``numerator / denominator``; None (not 0) when there is nothing to divide by."""
-    return numerator / denominator if denominator else None
-
-
-def minor_units(numerator: int | float | Decimal, denominator: int = 1) -> int | None:
-    """An average of money in whole minor units, rounded half away from zero."""
-    if not denominator:
-        return None
-    exact = Decimal(numerator) / denominator
-    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def pick_currency(found: list[str], currency: str | None) -> str | None:
-    """The currency of the money figures: the one asked for, or the only one in the data."""
-    if currency is not None:
-        return currency.upper()
-    if len(found) > 1:
-        raise ValidationFailed.for_field(
-            "currency",
-            f"The data holds amounts in {', '.join(found)}: choose one with `currency`.",
-            location="query",
-        )
-    return found[0] if found else None
+_PROFITABILITY = Compiled.of(
+    profitability.totals(
+        _counted(i.c.customer_id),
+        i.c.currency == sa.bindparam("currency", type_=sa.Text),
+        i.c.occurred_at >= sa.bindparam("start", type_=sa.DateTime(timezone=True)),
+        i.c.occurred_at < sa.bindparam("end", type_=sa.DateTime(timezone=True)),
+    )
+)
 
 
 async def kpis(
@@ -196,11 +192,15 @@ async def kpis(
     if segment_id is not None:
         await segments.get_segment(conn, principal, segment_id)  # 404 for an unknown one
     scope: dict[str, Any] = {"start": start, "end": end, "segment_id": segment_id}
-    currency = pick_currency(await _CURRENCIES.fetchval(conn, **scope), currency)
+    # The period's campaign costs are money of the period as much as its purchases are.
+    spent = await campaigns.started_in(conn, start=start, end=end, segment_id=segment_id)
+    found = await _CURRENCIES.fetchval(conn, **scope)
+    currency = pick_currency(sorted({*found, *spent}), currency)
     f = await _FIGURES.fetchrow(conn, **scope, currency=currency)
     assert f is not None
     predicted = await _PREDICTED_CLV.fetchrow(conn, segment_id=segment_id)
     money = currency is not None
+    sums = await _PROFITABILITY.fetchrow(conn, **scope, currency=currency) if money else None
     if predicted is not None and predicted["currency"] == currency:
         per_major = minor_per_major(predicted["currency"])
         clv_mean = minor_units(Decimal(predicted["mean"]) * per_major)
@@ -228,10 +228,25 @@ async def kpis(
         orders=f["orders"],
         average_order_value=minor_units(f["sales"], f["orders"]) if money else None,
         revenue=int(f["sales"] - f["refunds"]) if money else None,
+        **profitability.figures(sums),
         historical_clv=minor_units(f["net_to_date"], f["buyers_to_date"]) if money else None,
         predicted_clv_mean=clv_mean,
         predicted_clv_median=clv_median,
         predicted_clv_run_id=run_id,
         nps=ratio(100 * (f["promoters"] - f["detractors"]), f["nps_answers"]),
         csat=ratio(100 * f["satisfied"], f["csat_answers"]),
+        **_campaign_figures(spent, currency),
     )
+
+
+def _campaign_figures(spent: dict[str, CampaignTotals], currency: str | None) -> dict[str, Any]:
+    if currency is None:
+        return {"campaign_cost": None, "campaign_revenue": None, "campaign_roi": None}
+    totals = spent.get(currency)
+    if totals is None:  # no campaign started in the period in this currency
+        return {"campaign_cost": 0, "campaign_revenue": 0, "campaign_roi": None}
+    return {
+        "campaign_cost": totals.cost,
+        "campaign_revenue": totals.revenue,
+        "campaign_roi": totals.roi,
+    }

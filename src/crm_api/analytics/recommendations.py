@@ -9,26 +9,37 @@ Suggestions come first from rules X -> Y (lift above 1) whose antecedent X the c
 bought, scored by the best rule's confidence; then from popularity (share of all baskets)
 as a fallback. SKUs the customer already bought, and anything in an avoided category, are
 left out.
+
+Rules and popularity are read from the set the worker mines periodically
+(stored_rules.py); only the customer's own purchases are read live. Before the first
+refresh, the first call mines the set itself (waiting for a refresh already running), so
+nobody is answered from an empty set; `rules_computed_at` says how current it is.
 """
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 
-from crm_api.analytics.affinities import LEVEL, Counts, Level, baskets, items_of, ratio, rules
+from crm_api.analytics import stored_rules
+from crm_api.analytics.affinities import LEVEL, Level, baskets, items_of
+from crm_api.analytics.models import item_popularity as P
+from crm_api.analytics.models import recommendation_refreshes as R
+from crm_api.analytics.models import recommendation_rules as RR
 from crm_api.core.db import Compiled, Queryable
 from crm_api.core.errors import NotFound, ValidationFailed
 from crm_api.customers.service import is_live
-from crm_api.interactions.models import interaction_items as ii
 from crm_api.interactions.models import interactions as i
 
 POPULAR_SHARE = 0.05
 MIN_OPPORTUNITIES = 3
-# Rules and popular items need at least this share of all baskets to count.
-RULE_MIN_SUPPORT = 0.01
+# Rules and popular items need at least this share of all baskets to count: what is stored.
+RULE_MIN_SUPPORT = stored_rules.STORED_MIN_SUPPORT
+assert POPULAR_SHARE >= RULE_MIN_SUPPORT, "popular categories must be among the stored items"
 MAX_SUGGESTIONS = 100
 
 
@@ -54,16 +65,37 @@ class Recommendation(BaseModel):
     reason: str = Field(description="Why, in words.")
 
 
-class Recommendations(BaseModel):
-    customer_id: uuid.UUID
-    level: Level
-    bought_categories: list[CategoryPurchases] = Field(description="Most purchased first.")
-    avoided_categories: list[str] = Field(
+BoughtCategories = Annotated[
+    list[CategoryPurchases], Field(description="The customer's categories, most purchased first.")
+]
+AvoidedCategories = Annotated[
+    list[str],
+    Field(
         description=f"Categories in at least {POPULAR_SHARE:.0%} of all baskets the customer "
         f"never bought despite {MIN_OPPORTUNITIES} or more purchases since they were first "
         "sold; nothing in them is suggested."
-    )
+    ),
+]
+
+
+class CategoryPreferences(BaseModel):
+    """The customer's category preference profile."""
+
+    bought_categories: BoughtCategories
+    avoided_categories: AvoidedCategories
+
+
+class Recommendations(BaseModel):
+    customer_id: uuid.UUID
+    level: Level
+    bought_categories: BoughtCategories
+    avoided_categories: AvoidedCategories
     recommendations: list[Recommendation] = Field(description="Affinities first, best first.")
+    rules_computed_at: datetime = Field(
+        description="When the rules and popularity used here were mined from all purchases "
+        "(the worker refreshes them periodically); purchases after it count only as the "
+        "customer's own (bought SKUs and categories)."
+    )
 
 
 _CUSTOMER = sa.bindparam("customer_id", type_=sa.Uuid)
@@ -72,8 +104,13 @@ _LIMIT = sa.bindparam("limit", type_=sa.Integer)
 
 
 def _profile() -> Compiled:
-    """live, bought (JSON), avoided: run with level `category`, min_support `POPULAR_SHARE`."""
-    popular = Counts(baskets()).frequent
+    """live, bought (JSON), avoided, computed_at (of the stored set): run with level
+    `category`."""
+    popular = (
+        sa.select(P.c.item, P.c.baskets, P.c.first_sold)
+        .where(P.c.level == Level.CATEGORY.value, P.c.share >= POPULAR_SHARE)
+        .cte("popular")
+    )
     my_purchases = baskets(customer=_CUSTOMER, name="my_baskets")
     category = items_of(my_purchases)
     mine = (
@@ -107,38 +144,34 @@ def _profile() -> Compiled:
             is_live(_CUSTOMER).label("live"),
             sa.func.coalesce(bought.scalar_subquery(), sa.text("'[]'::jsonb")).label("bought"),
             sa.func.coalesce(avoided.scalar_subquery(), sa.text("'{}'::text[]")).label("avoided"),
+            sa.select(sa.func.min(R.c.computed_at)).scalar_subquery().label("computed_at"),
         )
     )
 
 
 def _suggestions() -> Compiled:
-    purchases = baskets()
-    counts = Counts(purchases)
     my_purchases = baskets(customer=_CUSTOMER, name="my_baskets")
     item = items_of(my_purchases)
     mine = sa.select(item.c.item).select_from(my_purchases).join(item, sa.true())
-    found = rules(purchases, counts, antecedents=mine).subquery("rules")
     by_rule = (
         sa.select(
-            found.c.consequent.label("item"),
-            found.c.confidence.label("score"),
+            RR.c.consequent.label("item"),
+            RR.c.confidence.label("score"),
             sa.literal(Source.AFFINITY.value).label("source"),
-            found.c.antecedent.label("because_of"),
-            found.c.lift,
+            RR.c.antecedent.label("because_of"),
+            RR.c.lift,
         )
-        .where(found.c.lift > 1)
-        .order_by(
-            found.c.consequent, found.c.confidence.desc(), found.c.lift.desc(), found.c.antecedent
-        )
-        .ext(distinct_on(found.c.consequent))
+        .where(RR.c.level == LEVEL, RR.c.antecedent.in_(mine), RR.c.lift > 1)
+        .order_by(RR.c.consequent, RR.c.confidence.desc(), RR.c.lift.desc(), RR.c.antecedent)
+        .ext(distinct_on(RR.c.consequent))
     )
     by_popularity = sa.select(
-        counts.frequent.c.item,
-        ratio(counts.frequent.c.baskets, counts.total).label("score"),
+        P.c.item,
+        P.c.share.label("score"),
         sa.literal(Source.POPULARITY.value).label("source"),
         sa.null().label("because_of"),
         sa.null().label("lift"),
-    )
+    ).where(P.c.level == LEVEL)
     candidates = sa.union_all(by_rule, by_popularity).subquery("candidates")
     # One suggestion per item: "affinity" sorts before "popularity".
     chosen = (
@@ -147,9 +180,9 @@ def _suggestions() -> Compiled:
         .ext(distinct_on(candidates.c.item))
         .subquery("chosen")
     )
-    in_avoided_category = sa.case(
-        (Level.CATEGORY.value == LEVEL, chosen.c.item == sa.any_(_AVOIDED)),
-        else_=sa.exists().where(ii.c.sku == chosen.c.item, ii.c.category == sa.any_(_AVOIDED)),
+    # Every candidate is a stored item, with its categories (a category: itself).
+    in_avoided_category = sa.exists().where(
+        P.c.level == LEVEL, P.c.item == chosen.c.item, P.c.categories.op("&&")(_AVOIDED)
     )
     already_bought = sa.and_(Level.SKU.value == LEVEL, chosen.c.item.in_(mine))
     return Compiled.of(
@@ -173,6 +206,31 @@ def _reason(source: Source, score: float, because_of: str | None, lift: float | 
     return f"popular: in {score:.0%} of all baskets"
 
 
+async def _preferences(
+    conn: Queryable, customer_id: uuid.UUID
+) -> tuple[CategoryPreferences, datetime]:
+    """The preferences and when the stored set they rest on was mined (mined now, once,
+    when it never was)."""
+    profile = await _PROFILE.fetchrow(conn, customer_id=customer_id, level=Level.CATEGORY.value)
+    assert profile is not None
+    if not profile["live"]:
+        raise NotFound(f"No customer with id {customer_id}.")
+    if profile["computed_at"] is None:
+        await stored_rules.refresh(conn, older_than=None, wait=True)
+        profile = await _PROFILE.fetchrow(conn, customer_id=customer_id, level=Level.CATEGORY.value)
+        assert profile is not None
+    preferences = CategoryPreferences(
+        bought_categories=profile["bought"], avoided_categories=profile["avoided"]
+    )
+    return preferences, profile["computed_at"]
+
+
+async def category_preferences(conn: Queryable, customer_id: uuid.UUID) -> CategoryPreferences:
+    """The live customer's bought and avoided categories (one statement; popularity from
+    the stored set, mined first when it never was)."""
+    return (await _preferences(conn, customer_id))[0]
+
+
 async def recommendations(
     conn: Queryable, customer_id: uuid.UUID, *, level: Level = Level.SKU, limit: int = 10
 ) -> Recommendations:
@@ -180,18 +238,12 @@ async def recommendations(
         raise ValidationFailed.for_field(
             "limit", f"must be between 1 and {MAX_SUGGESTIONS}", location="query"
         )
-    profile = await _PROFILE.fetchrow(
-        conn, customer_id=customer_id, level=Level.CATEGORY.value, min_support=POPULAR_SHARE
-    )
-    assert profile is not None
-    if not profile["live"]:
-        raise NotFound(f"No customer with id {customer_id}.")
+    preferences, computed_at = await _preferences(conn, customer_id)
     rows = await _SUGGESTIONS.fetch(
         conn,
         customer_id=customer_id,
         level=level.value,
-        min_support=RULE_MIN_SUPPORT,
-        avoided=profile["avoided"],
+        avoided=preferences.avoided_categories,
         limit=limit,
     )
     suggested = []
@@ -202,7 +254,7 @@ async def recommendations(
     return Recommendations(
         customer_id=customer_id,
         level=level,
-        bought_categories=profile["bought"],
-        avoided_categories=profile["avoided"],
+        **preferences.model_dump(),
         recommendations=suggested,
+        rules_computed_at=computed_at,
     )

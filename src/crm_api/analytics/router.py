@@ -1,15 +1,31 @@
-"""REST transport of analytics: KPIs, cohorts, affinities, recommendations and sentiment."""
+"""REST transport of analytics: KPIs, cohorts, affinities, recommendations, sentiment and the
+customer profile."""
 
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path, Query, Request
+from starlette.responses import Response
 
-from crm_api.analytics import affinities, cohorts, kpis, recommendations, sentiment
+from crm_api.analytics import (
+    affinities,
+    cohorts,
+    kpis,
+    profile,
+    profitability,
+    recommendations,
+    sentiment,
+)
 from crm_api.analytics.affinities import Affinities, AffinityQuery, Level
 from crm_api.analytics.recommendations import Recommendations
-from crm_api.analytics.schemas import CohortMetric, CohortPeriod, CohortReport, KpiReport
+from crm_api.analytics.schemas import (
+    CohortMetric,
+    CohortPeriod,
+    CohortReport,
+    CustomerProfitability,
+    KpiReport,
+)
 from crm_api.core.auth import requires
 from crm_api.core.channels import Channel
 from crm_api.core.errors import responses
@@ -20,6 +36,7 @@ from crm_api.core.uow import reads
 from crm_api.interactions.schemas import InteractionType
 
 router = domain_router(tag="analytics")
+customers_router = domain_router(prefix="/v1/customers", tag="customers")
 Reader = requires(Scope.ANALYTICS_READ)
 
 
@@ -77,6 +94,10 @@ async def analytics_recommendations(
     the customer bought, scored by the best rule's confidence; then the most popular items,
     scored by their share of all baskets. Left out: SKUs the customer bought, and anything
     in a category the customer avoids (see `avoided_categories`).
+
+    Rules and popularity come from the set the worker mines from all purchases every
+    `CRM_RECOMMENDATION_REFRESH_SECONDS` (`rules_computed_at` says when); the customer's
+    own purchases are read live. Before the first refresh the first call mines the set.
     """
     return await recommendations.recommendations(
         reads(request), customer_id, level=level, limit=limit
@@ -87,6 +108,28 @@ MoneyCurrency = Annotated[
     CurrencyCode | None,
     Query(description="Currency of the money figures; required when the data holds several."),
 ]
+
+
+@router.get(
+    "/v1/customers/{customer_id}/profitability",
+    response_model=CustomerProfitability,
+    responses=responses(404, 422),
+)
+async def analytics_profitability(
+    customer_id: Annotated[uuid.UUID, Path(description="The customer's id.")],
+    principal: Reader,
+    request: Request,
+    currency: MoneyCurrency = None,
+) -> CustomerProfitability:
+    """What the customer brought in over all their interactions, after the cost of goods
+    and of serving them; each figure's formula is in its description.
+
+    Money is in minor units of one currency (`currency`, or the only one the customer's
+    purchases, refunds and service costs hold; several without `currency` is a 422 naming
+    them). cost_coverage says how much of the revenue carries item costs, so how far to
+    trust gross_margin and profit.
+    """
+    return await profitability.customer_profitability(reads(request), customer_id, currency)
 
 
 @router.get("/v1/analytics/kpis", response_model=KpiReport, responses=responses(404, 422))
@@ -103,9 +146,10 @@ async def analytics_kpis(
     """Customer KPIs for the period [from, to); each figure's formula is in its description.
 
     Money figures are integer minor units of one currency (`currency`, or the only one the
-    period's purchases, refunds and acquisition costs hold; several without `currency` is a
-    422 naming them). A ratio with a zero denominator is null. Campaign ROI is not here:
-    interactions carry a campaign label but no campaign spend.
+    period's purchases, refunds, service costs, acquisition costs and the costs of campaigns
+    started in it hold; several without `currency` is a 422 naming them). A ratio with a zero
+    denominator is null. Campaign figures take the campaigns started in the period, in
+    `currency`; their revenue is what their performance attributes to them.
     """
     return await kpis.kpis(
         reads(request),
@@ -147,3 +191,31 @@ async def analytics_cohorts(
         end=until or datetime.now(UTC),
         currency=currency,
     )
+
+
+@customers_router.get(
+    "/{customer_id}/profile", response_model=profile.CustomerProfile, responses=responses(404)
+)
+async def customers_profile(
+    customer_id: Annotated[uuid.UUID, Path(description="The customer's id.")],
+    principal: requires(Scope.CUSTOMERS_READ),
+    request: Request,
+) -> Response:
+    """Everything known about one customer in one call: the customer (personal fields
+    redacted without `pii:read`), consent per channel, lifecycle stage and since when,
+    lifetime purchases per currency, declared and observed preferred channel, category
+    preferences, segments, latest scores, loyalty accounts and the latest interactions.
+
+    `customers:read` is enough to call it. Each other section needs its domain's read scope
+    (`lifecycle:read`, `interactions:read`, `analytics:read`, `segments:read`,
+    `scoring:read`, `loyalty:read`): without it the section is null and `omitted` lists it
+    with the scope it needs.
+    """
+    async with request.app.state.db.connection() as conn:
+        found = await profile.customer_profile(
+            conn,
+            principal,
+            customer_id,
+            churn_risk_threshold=request.app.state.settings.churn_risk_threshold,
+        )
+    return Response(found.model_dump_json(), media_type="application/json")

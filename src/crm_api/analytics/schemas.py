@@ -10,8 +10,57 @@ denominator is 0 is null, not 0.
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, Field
+
+# Profitability figures (analytics/profitability.py), shared by the KPIs and the
+# per-customer read; each over the interactions counted, in minor units of `currency`.
+CostOfGoods = Annotated[
+    int | None,
+    Field(
+        description="Cost of goods = sum of quantity * unit_cost over purchases' line items "
+        "with a unit_cost, minus the same over refunds' own line items."
+    ),
+]
+GrossMargin = Annotated[
+    int | None,
+    Field(
+        description="revenue - cost_of_goods (items without a unit_cost cost nothing here: "
+        "read it with cost_coverage)."
+    ),
+]
+MarginRate = Annotated[float | None, Field(description="gross_margin / revenue.")]
+ServiceCost = Annotated[
+    int | None,
+    Field(description="Sum of the interactions' service_cost (support calls, visits, any type)."),
+]
+Profit = Annotated[int | None, Field(description="gross_margin - service_cost.")]
+CostCoverage = Annotated[
+    float | None,
+    Field(
+        description="Share of revenue whose items carry a cost = covered / revenue, where "
+        "each purchase adds (each refund takes away) amount * costed value / value; value = "
+        "sum of quantity * unit_price over its items, costed value the same over its items "
+        "with a unit_cost (without items it covers nothing). 1: gross_margin is fully costed."
+    ),
+]
+
+
+class CustomerProfitability(BaseModel):
+    """What a customer brought in, all time, after the cost of goods and of serving them."""
+
+    customer_id: uuid.UUID
+    currency: str | None = Field(
+        description="Currency of every figure; null when the customer has no money data."
+    )
+    revenue: int | None = Field(description="Purchase amounts minus refund amounts.")
+    cost_of_goods: CostOfGoods
+    gross_margin: GrossMargin
+    margin_rate: MarginRate
+    service_cost: ServiceCost
+    profit: Profit
+    cost_coverage: CostCoverage
 
 
 class KpiReport(BaseModel):
@@ -64,6 +113,12 @@ class KpiReport(BaseModel):
     revenue: int | None = Field(
         description="Purchase amounts minus refund amounts in the period, in `currency`."
     )
+    cost_of_goods: CostOfGoods
+    gross_margin: GrossMargin
+    margin_rate: MarginRate
+    service_cost: ServiceCost
+    profit: Profit
+    cost_coverage: CostCoverage
     historical_clv: int | None = Field(
         description="Historical customer lifetime value = purchases minus refunds in "
         "`currency` before `end` / customers with a purchase in `currency` before `end`."
@@ -85,6 +140,19 @@ class KpiReport(BaseModel):
     csat: float | None = Field(
         description="Customer satisfaction = 100 * csat answers of 4-5 / csat answers in the "
         "period; a percentage."
+    )
+    campaign_cost: int | None = Field(
+        description="Costs summed over the campaigns in `currency` that started in the period "
+        "(with `segment_id`: those targeting the segment)."
+    )
+    campaign_revenue: int | None = Field(
+        description="The same campaigns' revenues summed (each campaign's attributed purchases "
+        "minus their refunds, as GET /v1/campaigns/{id}/performance counts them, whenever "
+        "they occurred)."
+    )
+    campaign_roi: float | None = Field(
+        description="Campaign return on investment = (campaign_revenue - campaign_cost) / "
+        "campaign_cost."
     )
 
 

@@ -24,6 +24,9 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
     sa.Column("rotated_at", sa.DateTime(timezone=True)),
     sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    # Null: the server's default (setting `rate_limit_per_minute`).
+    sa.Column("rate_limit_per_minute", sa.Integer),
+    sa.CheckConstraint("rate_limit_per_minute >= 1", name="rate_limit_per_minute_positive"),
 )
 sa.Index("uq_api_keys_secret_hash", api_keys.c.secret_hash, unique=True)
 sa.Index(

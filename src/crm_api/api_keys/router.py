@@ -8,7 +8,13 @@ from fastapi import Path, Query, Request
 from starlette.responses import Response
 
 from crm_api.api_keys import service
-from crm_api.api_keys.schemas import ApiKey, ApiKeyCreate, ApiKeyRotate, ApiKeyWithSecret
+from crm_api.api_keys.schemas import (
+    ApiKey,
+    ApiKeyCreate,
+    ApiKeyRotate,
+    ApiKeyUpdate,
+    ApiKeyWithSecret,
+)
 from crm_api.core.auth import Admin
 from crm_api.core.errors import responses
 from crm_api.core.pagination import Cursor, Limit, Page
@@ -50,6 +56,19 @@ async def api_keys_list(
 async def api_keys_get(key_id: KeyId, principal: Admin, request: Request) -> ApiKey:
     """Get one key's metadata."""
     return await service.get_key(reads(request), key_id)
+
+
+@router.patch("/{key_id}", response_model=ApiKey, responses=responses(404))
+async def api_keys_update(
+    key_id: KeyId, body: ApiKeyUpdate, request: Request, uow: Writing
+) -> Response:
+    """Change a key's settings: fields left out stay; `rate_limit_per_minute: null` returns
+    the key to the server's default. Other processes apply it within the key cache period."""
+    async with uow:
+        key = await service.update_key(uow.conn, key_id, body)
+        response = await uow.commit(key)
+        request.app.state.authenticator.forget(key_id)
+        return response
 
 
 @router.post("/{key_id}/revoke", response_model=ApiKey, responses=responses(404))

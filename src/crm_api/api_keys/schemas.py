@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -9,6 +10,11 @@ from crm_api.core.scopes import Scope
 from crm_api.core.types import FutureDatetime, ShortText
 
 MAX_GRACE_SECONDS = 7 * 24 * 3600
+RATE_LIMIT_DESCRIPTION = (
+    "Requests per minute this key may make (a token bucket refilled continuously); "
+    "null: the server's default, `CRM_RATE_LIMIT_PER_MINUTE`."
+)
+RateLimit = Annotated[int | None, Field(ge=1, le=1_000_000_000, description=RATE_LIMIT_DESCRIPTION)]
 
 
 class ApiKeyCreate(BaseModel):
@@ -17,6 +23,15 @@ class ApiKeyCreate(BaseModel):
     name: ShortText
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
     expires_at: FutureDatetime | None = Field(default=None, description="Never expires when null.")
+    rate_limit_per_minute: RateLimit = None
+
+
+class ApiKeyUpdate(BaseModel):
+    """Fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limit_per_minute: RateLimit = None
 
 
 class ApiKeyRotate(BaseModel):
@@ -41,6 +56,7 @@ class ApiKey(BaseModel):
     rotated_at: datetime | None
     previous_valid_until: datetime | None
     last_used_at: datetime | None
+    rate_limit_per_minute: int | None = Field(description=RATE_LIMIT_DESCRIPTION)
 
 
 class ApiKeyWithSecret(ApiKey):

@@ -7,9 +7,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from crm_api.api_keys.models import api_keys as t
-from crm_api.api_keys.schemas import ApiKey, ApiKeyCreate, ApiKeyWithSecret
+from crm_api.api_keys.schemas import ApiKey, ApiKeyCreate, ApiKeyUpdate, ApiKeyWithSecret
 from crm_api.core import db
-from crm_api.core.auth import Principal, hash_secret
+from crm_api.core.auth import Lookup, Principal, hash_secret
 from crm_api.core.db import Compiled, Connection
 from crm_api.core.errors import NotFound
 from crm_api.core.ids import new_id
@@ -38,6 +38,7 @@ _AUTHENTICATE = Compiled.of(
         t.c.id,
         t.c.name,
         t.c.scopes,
+        t.c.rate_limit_per_minute,
         # The secret stops working at the key's expiry, a previous one also at its grace end.
         sa.case(
             (t.c.secret_hash == _hash, t.c.expires_at),
@@ -55,16 +56,24 @@ def _new_secret() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-async def authenticate(conn: Connection, digest: bytes) -> Principal | None:
-    row = await _AUTHENTICATE.fetchrow(conn, hash=digest)
-    if row is None:
-        return None
-    return Principal(
-        key_id=row["id"],
-        name=row["name"],
-        scopes=expand(set(row["scopes"])),
-        valid_until=row["valid_until"],
-    )
+def authenticator_lookup(default_rate_limit: int) -> Lookup:
+    """The lookup behind authentication, with keys that set no limit of their own limited
+    to ``default_rate_limit`` requests per minute (0: no key is limited)."""
+
+    async def authenticate(conn: Connection, digest: bytes) -> Principal | None:
+        row = await _AUTHENTICATE.fetchrow(conn, hash=digest)
+        if row is None:
+            return None
+        own_limit = row["rate_limit_per_minute"]
+        return Principal(
+            key_id=row["id"],
+            name=row["name"],
+            scopes=expand(set(row["scopes"])),
+            valid_until=row["valid_until"],
+            rate_limit=(own_limit or default_rate_limit) if default_rate_limit else None,
+        )
+
+    return authenticate
 
 
 def _present(row: db.Record) -> ApiKey:
@@ -85,6 +94,7 @@ async def create_key(
             secret_hash=hash_secret(secret),
             scopes=sorted({s.value for s in data.scopes}),
             expires_at=data.expires_at,
+            rate_limit_per_minute=data.rate_limit_per_minute,
             created_by=actor,
         )
         .returning(t),
@@ -109,6 +119,18 @@ async def list_keys(
     rows = await db.fetch(conn, ORDER.apply(query, cursor, limit))
     page, next_cursor = ORDER.cut(rows, limit, lambda r: (r["created_at"], r["id"]))
     return [_present(r) for r in page], next_cursor
+
+
+async def update_key(conn: Connection, key_id: uuid.UUID, data: ApiKeyUpdate) -> ApiKey:
+    """Change the fields ``data`` sets; those it leaves out stay."""
+    changes = data.model_dump(include=data.model_fields_set)
+    found = sa.select(t).where(t.c.id == key_id)
+    if changes:
+        found = sa.update(t).where(t.c.id == key_id).values(changes).returning(t)
+    row = await db.fetchrow(conn, found)
+    if row is None:
+        raise NotFound(f"No API key with id {key_id}.")
+    return _present(row)
 
 
 async def revoke_key(conn: Connection, key_id: uuid.UUID) -> ApiKey:

@@ -18,6 +18,7 @@ from fastapi import Request, Security
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 
+from crm_api.core import ratelimit
 from crm_api.core.db import Connection, Database
 from crm_api.core.errors import Forbidden, Unauthorized
 from crm_api.core.scopes import Scope
@@ -29,6 +30,7 @@ class Principal:
     name: str
     scopes: frozenset[str]
     valid_until: datetime | None = None  # when the secret it was verified by stops working
+    rate_limit: int | None = None  # requests per minute in force for the key; None: unlimited
 
     def can(self, scope: str) -> bool:
         return scope in self.scopes
@@ -124,6 +126,10 @@ class ApiKeyAuth(SecurityBase):
     async def __call__(self, request: Request) -> Principal:
         principal = await request.app.state.authenticator.authenticate(
             presented_secret(request.headers)
+        )
+        # Before the scope check: a refused request costs a token as well.
+        await ratelimit.enforce(
+            request.app.state, request.scope, principal.key_id, principal.rate_limit
         )
         missing = [s for s in self.scopes if not principal.can(s)]
         if missing:

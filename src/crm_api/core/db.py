@@ -91,6 +91,20 @@ async def _init_connection(conn: Connection) -> None:
         )
 
 
+async def _open(*args: Any, **kwargs: Any) -> Connection:
+    """asyncpg's connect, with a server that is down reported as a connection error.
+
+    An absent socket file (the server stopped) raises FileNotFoundError, which is no
+    ConnectionError; a request must still learn "database unavailable", not a crash.
+    """
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except OSError as exc:
+        if isinstance(exc, ConnectionError):
+            raise
+        raise ConnectionRefusedError(f"cannot reach the database: {exc}") from exc
+
+
 async def _keep_session(conn: Connection) -> None:
     """Replaces asyncpg's reset query on release (a round trip per request).
 
@@ -132,6 +146,7 @@ class Database:
             timeout=acquire_timeout,
             command_timeout=None,
             statement_cache_size=1024,
+            connect=_open,
             init=_init_connection,
             reset=_keep_session,
             server_settings={

@@ -191,6 +191,7 @@ HTTP_SLUGS = {
     404: "not-found",
     405: "method-not-allowed",
     406: "not-acceptable",
+    408: "request-timeout",
     413: "content-too-large",
     415: "unsupported-media-type",
 }
@@ -242,6 +243,11 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 
 
 DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    # A connection the server dropped surfaces as a client-side state error when asyncpg
+    # notices only at the next use ("connection is closed", "another operation is in
+    # progress"): the database's outage, not a fault of the request.
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,

@@ -30,19 +30,41 @@ idempotency_keys = sa.Table(
     sa.Column("status_code", sa.SmallInteger),
     sa.Column("response_body", sa.LargeBinary),
     sa.Column("response_headers", JSONB),
+    # The database session of the request holding an unanswered claim (its backend pid and
+    # start, since pids are reused): when that session is gone, so is the request.
+    sa.Column("owner_pid", sa.Integer),
+    sa.Column("owner_started_at", sa.DateTime(timezone=True)),
 )
 sa.Index("ix_idempotency_keys_expires_at", idempotency_keys.c.expires_at)
 
-# A claim older than this with no answer belongs to a request that died mid-flight.
+# A claim older than this with no answer belongs to a request that died mid-flight, even
+# when its session cannot be told apart from a live one (behind a transaction pooler).
 STALE_CLAIM = timedelta(minutes=1)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 _t = idempotency_keys
+
+
+def _session_start(pid: sa.ColumnElement[int]) -> sa.ScalarSelect[object]:
+    """SQL: when the live session ``pid`` started; null when no such session exists."""
+    activity = sa.func.pg_stat_get_activity(pid).table_valued("backend_start")
+    return sa.select(activity.c.backend_start).scalar_subquery()
+
+
 _claim_insert = insert(_t).values(
     api_key_id=sa.bindparam("api_key_id"),
     key=sa.bindparam("key"),
     fingerprint=sa.bindparam("fingerprint"),
     expires_at=sa.func.now() + sa.bindparam("ttl", type_=sa.Interval),
+    owner_pid=sa.func.pg_backend_pid(),
+    owner_started_at=_session_start(sa.func.pg_backend_pid()),
+)
+_owner_gone = sa.or_(
+    _t.c.locked_at < sa.func.now() - STALE_CLAIM,
+    sa.and_(
+        _t.c.owner_pid.is_not(None),  # (the function answers every session for null)
+        _session_start(_t.c.owner_pid).is_distinct_from(_t.c.owner_started_at),
+    ),
 )
 _CLAIM = Compiled.of(
     _claim_insert.on_conflict_do_update(
@@ -51,13 +73,15 @@ _CLAIM = Compiled.of(
             "fingerprint": _claim_insert.excluded.fingerprint,
             "locked_at": sa.func.now(),
             "expires_at": _claim_insert.excluded.expires_at,
+            "owner_pid": _claim_insert.excluded.owner_pid,
+            "owner_started_at": _claim_insert.excluded.owner_started_at,
             "status_code": None,
             "response_body": None,
             "response_headers": None,
         },
         where=sa.or_(
             _t.c.expires_at < sa.func.now(),
-            sa.and_(_t.c.status_code.is_(None), _t.c.locked_at < sa.func.now() - STALE_CLAIM),
+            sa.and_(_t.c.status_code.is_(None), _owner_gone),
         ),
     ).returning(sa.literal(True))
 )

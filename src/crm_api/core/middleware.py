@@ -4,6 +4,7 @@ Takes ``X-Request-ID`` from the client when it is sane, else makes one; returns 
 response, exposes it to logs and problem bodies, and writes one access log line.
 """
 
+import asyncio
 import logging
 import re
 import time
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_api.core.errors import HTTP_SLUGS, problem_response
 from crm_api.core.logs import ACCESS_LOGGER, request_id, write_access
+from crm_api.core.ratelimit import HEADERS_STATE
 
 _SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -29,7 +31,8 @@ class RequestContext:
             return
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         rid = given.decode() if given is not None and _SANE_ID.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
@@ -38,7 +41,12 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode())]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", rid.encode()),
+                    # Left by the rate limit check of an authenticated request.
+                    *state.get(HEADERS_STATE, ()),
+                ]
             await send(message)
 
         try:
@@ -51,11 +59,14 @@ class RequestContext:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with a 413 problem, declared or streamed."""
+    """Refuse request bodies over ``max_bytes`` with a 413 problem, declared or streamed,
+    and bodies still arriving ``timeout_seconds`` after the app first asked with a 408: a
+    client trickling a body in must not hold the request (and what it holds) for ever."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_seconds: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,10 +78,22 @@ class BodyLimit:
             await response(scope, receive, send)
             return
         received = 0
+        complete = False
+        deadline: float | None = None
 
         async def counted() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete, deadline
+            if complete:  # past the body, the app waits for a disconnect, untimed
+                return await receive()
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.timeout_seconds
+            try:
+                message = await asyncio.wait_for(receive(), deadline - loop.time())
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"The request body did not arrive within {self.timeout_seconds:g} s."
+                ) from None
+            complete = not message.get("more_body", False)
             received += len(message.get("body", b""))
             if received > self.max_bytes:
                 # An HTTPException is the one error FastAPI lets out of its body parsing.

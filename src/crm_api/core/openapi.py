@@ -27,6 +27,9 @@ def install(app: FastAPI, *, description: str) -> None:
                 description=description,
                 routes=app.routes,
                 webhooks=app.webhooks.routes,
+                # One schema per model: generators name classes after schemas, and a
+                # "Customer-Input" beside a "Customer-Output" makes two "Customer" classes.
+                separate_input_output_schemas=False,
                 tags=app.openapi_tags,
             )
             _api_key_header_scheme(schema)

@@ -20,11 +20,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from crm_api.core.auth import ApiKeyAuth
 from crm_api.core.errors import responses
 from crm_api.core.openapi import operation_id
+from crm_api.core.ratelimit import RATE_LIMITED_RESPONSE
 
 
 def domain_router(*, tag: str, prefix: str = "", authenticated: bool = True) -> APIRouter:
     """A router whose operations are named ``<domain>_<verb>`` and declare their problems."""
-    common: dict[int | str, Any] = responses(401, 403, 422) if authenticated else {}
+    common: dict[int | str, Any] = (
+        responses(401, 403, 422) | RATE_LIMITED_RESPONSE if authenticated else {}
+    )
     return APIRouter(
         prefix=prefix,
         tags=[tag],

@@ -21,6 +21,8 @@ class Scope(StrEnum):
     LIFECYCLE_READ = "lifecycle:read"
     LIFECYCLE_WRITE = "lifecycle:write"
     ANALYTICS_READ = "analytics:read"
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_WRITE = "campaigns:write"
 
 
 def expand(scopes: set[str] | frozenset[str]) -> frozenset[str]:

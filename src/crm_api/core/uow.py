@@ -14,6 +14,7 @@ itself, and BEGIN and COMMIT were two of a simple write's three round trips.
 """
 
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from starlette.responses import Response
 from crm_api.core import idempotency
 from crm_api.core.auth import Principal, requires
 from crm_api.core.db import Connection, Queryable
+from crm_api.core.errors import DATABASE_UNAVAILABLE
 from crm_api.core.scopes import Scope
 
 IdempotencyKey = Annotated[
@@ -91,10 +93,13 @@ class UnitOfWork:
     async def __aexit__(self, *exc_info: object) -> None:
         try:
             if not self.committed:
-                if self._transaction is not None:
-                    await self._transaction.rollback()
-                if self._claim is not None:
-                    await idempotency.release(self.conn, self._claim)
+                # When the database dropped the connection, the transaction went with it,
+                # and the error that says so is already on its way to the client.
+                with suppress(*DATABASE_UNAVAILABLE):
+                    if self._transaction is not None:
+                        await self._transaction.rollback()
+                    if self._claim is not None:
+                        await idempotency.release(self.conn, self._claim)
         finally:
             await self._pool.release(self.conn)
 

@@ -35,6 +35,9 @@ class EventType(StrEnum):
     LOYALTY_TIER_CHANGED = "loyalty.tier_changed"
     LOYALTY_REWARD_REDEEMED = "loyalty.reward_redeemed"
     LIFECYCLE_TRANSITIONED = "lifecycle.transitioned"
+    CAMPAIGN_CREATED = "campaign.created"
+    CAMPAIGN_UPDATED = "campaign.updated"
+    CAMPAIGN_DELETED = "campaign.deleted"
 
 
 class Event(BaseModel):

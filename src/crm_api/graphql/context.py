@@ -15,6 +15,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from crm_api.config import Settings
+from crm_api.core import ratelimit
 from crm_api.core.auth import Authenticator, Principal, presented_secret
 from crm_api.core.db import Connection, Database
 from crm_api.core.errors import Unauthorized
@@ -112,5 +113,6 @@ async def get_context(connection: HTTPConnection) -> Context:
         live_events=state.live_events,
     )
     if connection.scope["type"] == "http":
-        await context.sign_in(presented_secret(connection.headers))
+        caller = await context.sign_in(presented_secret(connection.headers))
+        await ratelimit.enforce(state, connection.scope, caller.key_id, caller.rate_limit)
     return context

@@ -15,6 +15,8 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from crm_api.analytics.graphql import AnalyticsQueries
+from crm_api.analytics.profile_graphql import ProfileQueries
+from crm_api.campaigns.graphql import CampaignMutations, CampaignQueries
 from crm_api.customers.graphql import CustomerMutations, CustomerQueries
 from crm_api.events.graphql import EventSubscriptions
 from crm_api.graphql import ide
@@ -43,6 +45,8 @@ class Query(
     LoyaltyQueries,
     NodeQueries,
     AnalyticsQueries,
+    CampaignQueries,
+    ProfileQueries,
 ):
     pass
 
@@ -56,6 +60,7 @@ class Mutation(
     SegmentMutations,
     LifecycleMutations,
     LoyaltyMutations,
+    CampaignMutations,
 ):
     pass
 

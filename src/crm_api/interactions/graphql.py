@@ -31,6 +31,9 @@ class LineItem:
     category: str | None
     quantity: int
     unit_price: MinorUnits = strawberry.field(description="Price of one unit.")
+    unit_cost: MinorUnits | None = strawberry.field(
+        description="What one unit cost; null when not known."
+    )
 
 
 @strawberry.type(description="A fact on a customer's timeline; immutable once recorded.")
@@ -49,6 +52,9 @@ class Interaction(Node):
     metadata: JSON
     amount: MinorUnits | None
     currency: str | None
+    service_cost: MinorUnits | None = strawberry.field(
+        description="What serving the customer through this interaction cost, in `currency`."
+    )
     items: list[LineItem]
     nps: int | None
     csat: int | None
@@ -77,9 +83,15 @@ class LineItemInput:
     category: str | None = strawberry.UNSET
     quantity: int
     unit_price: MinorUnits
+    unit_cost: MinorUnits | None = strawberry.field(
+        default=strawberry.UNSET, description="What one unit cost; left out when not known."
+    )
 
 
-@strawberry.input(description="Purchases and refunds need amount and currency and may have items.")
+@strawberry.input(
+    description="Purchases and refunds need amount and currency and may have items; any "
+    "interaction may carry a serviceCost, with its currency."
+)
 class InteractionInput:
     customer_id: strawberry.ID
     type: schemas.InteractionType
@@ -97,6 +109,11 @@ class InteractionInput:
     metadata: JSON | None = strawberry.UNSET
     amount: MinorUnits | None = strawberry.UNSET
     currency: str | None = strawberry.UNSET
+    service_cost: MinorUnits | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="What serving the customer through this interaction cost (a support call, "
+        "a visit); needs currency.",
+    )
     items: list[LineItemInput] | None = strawberry.UNSET
     nps: int | None = strawberry.UNSET
     csat: int | None = strawberry.UNSET

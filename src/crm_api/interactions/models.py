@@ -30,7 +30,11 @@ interactions = sa.Table(
     sa.Column("refund_of", sa.Uuid),
     # Feedback and support texts: VADER's compound score, from -1 (negative) to 1.
     sa.Column("sentiment", sa.Double),
-    sa.CheckConstraint("(amount IS NULL) = (currency IS NULL)", name="money"),
+    # What serving the customer cost (a support call, a visit), in `currency`.
+    sa.Column("service_cost", sa.BigInteger),
+    sa.CheckConstraint(
+        "(currency IS NULL) = (amount IS NULL AND service_cost IS NULL)", name="money"
+    ),
     sa.CheckConstraint("amount IS NULL OR amount >= 0", name="amount_non_negative"),
     sa.CheckConstraint("nps IS NULL OR nps BETWEEN 0 AND 10", name="nps_range"),
     sa.CheckConstraint("csat IS NULL OR csat BETWEEN 1 AND 5", name="csat_range"),
@@ -39,6 +43,7 @@ interactions = sa.Table(
     ),
     sa.CheckConstraint("refund_of IS NULL OR type = 'refund'", name="refund_of_refunds"),
     sa.CheckConstraint("sentiment BETWEEN -1 AND 1", name="sentiment_range"),
+    sa.CheckConstraint("service_cost >= 0", name="service_cost_non_negative"),
 )
 # The timeline query: one customer's interactions, newest first.
 sa.Index(
@@ -54,6 +59,13 @@ sa.Index(
     "ix_interactions_sentiment",
     interactions.c.occurred_at,
     postgresql_where=interactions.c.sentiment.isnot(None),
+)
+# Campaign performance reads a campaign's labelled interactions by time.
+sa.Index(
+    "ix_interactions_campaign",
+    interactions.c.campaign,
+    interactions.c.occurred_at,
+    postgresql_where=interactions.c.campaign.isnot(None),
 )
 sa.Index(
     "uq_interactions_external_id",
@@ -74,6 +86,8 @@ interaction_items = sa.Table(
     sa.Column("category", sa.Text),
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.Column("unit_price", sa.BigInteger, nullable=False),
+    # What one unit cost us, in the interaction's currency; null when not known.
+    sa.Column("unit_cost", sa.BigInteger),
     sa.ForeignKeyConstraint(
         ["customer_id", "interaction_id"],
         ["interactions.customer_id", "interactions.id"],
@@ -81,5 +95,6 @@ interaction_items = sa.Table(
     ),
     sa.CheckConstraint("quantity > 0", name="quantity_positive"),
     sa.CheckConstraint("unit_price >= 0", name="unit_price_non_negative"),
+    sa.CheckConstraint("unit_cost >= 0", name="unit_cost_non_negative"),
 )
 sa.Index("ix_interaction_items_sku", interaction_items.c.sku)

@@ -63,6 +63,9 @@ async def interactions_create(
 
     A purchase earns points in every loyalty programme with auto-earn in its currency; a
     refund naming its purchase in `refund_of` takes back the refunded share of them.
+
+    Costs feed profitability: line items may carry `unit_cost`, and any interaction a
+    `service_cost` (a support call, a visit) with the `currency` it is in.
     """
     async with uow:
         interaction = await service.record_interaction(

@@ -52,6 +52,11 @@ class LineItem(BaseModel):
     category: Label | None = None
     quantity: int = Field(ge=1, le=1_000_000)
     unit_price: MinorUnits = Field(description="Price of one unit in the interaction's currency.")
+    unit_cost: MinorUnits | None = Field(
+        default=None,
+        description="What one unit cost (cost of goods), in the interaction's currency; "
+        "left out when not known, which lowers profitability's cost coverage.",
+    )
 
 
 ExternalId = Annotated[
@@ -78,7 +83,16 @@ class InteractionCreate(BaseModel):
     amount: MinorUnits | None = Field(
         default=None, description="Purchases and refunds: the total, in minor units."
     )
-    currency: CurrencyCode | None = None
+    currency: CurrencyCode | None = Field(
+        default=None,
+        description="Of `amount` and `service_cost`: purchases and refunds need it; other "
+        "interactions carry it only together with a service_cost.",
+    )
+    service_cost: MinorUnits | None = Field(
+        default=None,
+        description="What serving the customer through this interaction cost (a support "
+        "call, a visit), in minor units of `currency`.",
+    )
     items: list[LineItem] = Field(default_factory=list, max_length=500)
     nps: int | None = Field(
         default=None, ge=0, le=10, description="Feedback: Net Promoter Score answer."
@@ -95,8 +109,14 @@ class InteractionCreate(BaseModel):
         monetary = self.type in MONETARY_TYPES
         if monetary and (self.amount is None or self.currency is None):
             raise ValueError(f"a {self.type} needs amount and currency")
-        if not monetary and (self.amount is not None or self.currency is not None or self.items):
-            raise ValueError("only purchases and refunds carry amount, currency and items")
+        if not monetary and (self.amount is not None or self.items):
+            raise ValueError("only purchases and refunds carry amount and items")
+        if self.service_cost is not None and self.currency is None:
+            raise ValueError("a service_cost needs currency")
+        if not monetary and self.currency is not None and self.service_cost is None:
+            raise ValueError(
+                "only purchases, refunds and interactions with a service_cost carry currency"
+            )
         if self.type != InteractionType.FEEDBACK and (
             self.nps is not None or self.csat is not None
         ):
@@ -121,6 +141,9 @@ class Interaction(BaseModel):
     metadata: dict[str, Any]
     amount: int | None
     currency: str | None
+    service_cost: int | None = Field(
+        description="What serving the customer through this interaction cost, in `currency`."
+    )
     items: list[LineItem]
     nps: int | None
     csat: int | None

@@ -33,11 +33,11 @@ from crm_api.lifecycle import service as lifecycle
 from crm_api.loyalty import service as loyalty
 
 _PERSONAL_CONTENT = {"subject": None, "body": None, "metadata": {}}
-ITEM_COLUMNS = ("sku", "name", "category", "quantity", "unit_price")
+ITEM_COLUMNS = ("sku", "name", "category", "quantity", "unit_price", "unit_cost")
 INSERTED_COLUMNS = (
     "customer_id", "id", "external_id", "type", "channel", "direction", "occurred_at",
     "subject", "body", "campaign", "metadata", "amount", "currency", "nps", "csat", "refund_of",
-    "sentiment",
+    "sentiment", "service_cost",
 )  # fmt: skip
 
 

@@ -239,7 +239,7 @@ class LifecycleMutations:
         rule = await idempotent(
             info,
             idempotency_key,
-            schemas.Rule,
+            schemas.LifecycleRule,
             lambda conn: service.update_rule(conn, name, patch, expected=expected),
         )
         return from_model(LifecycleRule, rule)

@@ -16,7 +16,7 @@ from crm_api.core.uow import reads, unit_of_work
 from crm_api.lifecycle import service
 from crm_api.lifecycle.schemas import (
     CustomerLifecycle,
-    Rule,
+    LifecycleRule,
     RuleName,
     RuleUpdate,
     StageGraph,
@@ -38,7 +38,7 @@ TransitionId = Annotated[uuid.UUID, Path(description="The transition's id.")]
 Name = Annotated[RuleName, Path(description="The rule's name.")]
 
 
-def _json(model: StageGraph | Rule) -> Response:
+def _json(model: StageGraph | LifecycleRule) -> Response:
     return Response(
         model.model_dump_json(),
         media_type="application/json",
@@ -70,8 +70,8 @@ async def lifecycle_stages_replace(
         return await uow.commit(graph, headers={"ETag": etag(graph.version)})
 
 
-@rules_router.get("/rules", response_model=list[Rule])
-async def lifecycle_rules_list(principal: Reader, request: Request) -> list[Rule]:
+@rules_router.get("/rules", response_model=list[LifecycleRule])
+async def lifecycle_rules_list(principal: Reader, request: Request) -> list[LifecycleRule]:
     """The automatic transitions and whether each is switched on.
 
     Switched-on rules move customers on the write that triggers them (a purchase), after
@@ -81,7 +81,9 @@ async def lifecycle_rules_list(principal: Reader, request: Request) -> list[Rule
     return await service.list_rules(reads(request))
 
 
-@rules_router.patch("/rules/{name}", response_model=Rule, responses=responses(404, 409, 412))
+@rules_router.patch(
+    "/rules/{name}", response_model=LifecycleRule, responses=responses(404, 409, 412)
+)
 async def lifecycle_rules_update(
     name: Name, body: RuleUpdate, uow: Administering, if_match: IfMatch = None
 ) -> Response:

@@ -36,7 +36,7 @@ from crm_api.lifecycle.schemas import (
     START,
     ChurnRiskSettings,
     InactivitySettings,
-    Rule,
+    LifecycleRule,
     RuleName,
     RuleSettings,
     RuleUpdate,
@@ -229,10 +229,10 @@ def _settings(row: Record) -> RuleSettings:
     return SETTINGS[RuleName(row["name"])].model_validate(row["settings"])
 
 
-def present(row: Record) -> Rule:
+def present(row: Record) -> LifecycleRule:
     rule = CATALOGUE[RuleName(row["name"])]
     settings = _settings(row)
-    return Rule(
+    return LifecycleRule(
         name=rule.name,
         description=rule.description,
         enabled=row["enabled"],
@@ -256,7 +256,7 @@ def _parameters(row: Record, default_threshold: float | None = None) -> dict[str
     return params
 
 
-async def list_rules(conn: Queryable) -> list[Rule]:
+async def list_rules(conn: Queryable) -> list[LifecycleRule]:
     return [present(row) for row in await _RULES.fetch(conn)]
 
 
@@ -271,7 +271,7 @@ async def needed_stages(conn: Queryable) -> dict[str, set[str]]:
 
 async def update_rule(
     conn: Connection, name: RuleName, patch: RuleUpdate, *, expected: frozenset[int] | None
-) -> Rule:
+) -> LifecycleRule:
     """Switch a rule on or off or change its settings. A rule can only be on while the
     graph has the stages it moves customers between."""
     await graph.hold(conn)

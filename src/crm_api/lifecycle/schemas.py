@@ -145,7 +145,7 @@ SETTINGS: dict[RuleName, type[RuleSettings]] = {
 }
 
 
-class Rule(BaseModel):
+class LifecycleRule(BaseModel):
     """An automatic transition. It moves customers only along edges the graph allows."""
 
     name: RuleName

@@ -27,7 +27,7 @@ from crm_api.lifecycle.models import lifecycle_transitions as tr
 from crm_api.lifecycle.schemas import (
     CustomerLifecycle,
     CustomerStage,
-    Rule,
+    LifecycleRule,
     RuleName,
     RuleUpdate,
     StageGraph,
@@ -59,13 +59,13 @@ async def replace_stages(
     )
 
 
-async def list_rules(conn: Queryable) -> list[Rule]:
+async def list_rules(conn: Queryable) -> list[LifecycleRule]:
     return await rules.list_rules(conn)
 
 
 async def update_rule(
     conn: Connection, name: RuleName, patch: RuleUpdate, *, expected: frozenset[int] | None
-) -> Rule:
+) -> LifecycleRule:
     return await rules.update_rule(conn, name, patch, expected=expected)
 
 

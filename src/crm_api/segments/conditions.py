@@ -8,6 +8,8 @@ A condition is a JSON object named by its one key:
   (``attributes.loyalty.tier``);
 - ``{"interactions": {"type": "purchase", "category": "vegetarian", "days": 90,
   "count": {"gte": 2}}}`` counts (or sums up) a customer's interactions;
+- ``{"profitability": {"currency": "EUR", "days": 365, "profit": {"gte": 100000}}}``
+  compares a customer's profit, gross margin or service cost (analytics/profitability.py);
 - ``{"score": {"scorer": "rfm", "field": "label", "op": "eq", "value": "At Risk"}}``
   compares the customer's score in the scorer's latest succeeded run;
 - ``{"segment": "<id>"}`` is membership of another segment, as last refreshed.
@@ -48,6 +50,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from crm_api.analytics import profitability
 from crm_api.core.channels import Channel
 from crm_api.core.pii import PERSONAL_FIELDS
 from crm_api.core.types import CurrencyCode, Label, Timestamp, bounded_text, fits_bigint, storable
@@ -522,38 +525,44 @@ class Bounds(_Options):
 
 
 AT_LEAST_ONE = Bounds(gte=1)
+SignedAmount = Annotated[int, Field(ge=-(10**15), le=10**15)]
+
+
+class SignedBounds(Bounds):
+    """Limits on an amount that may be negative (a loss): any of `gt`, `gte`, `lt`, `lte`."""
+
+    gt: SignedAmount | None = None
+    gte: SignedAmount | None = None
+    lt: SignedAmount | None = None
+    lte: SignedAmount | None = None
+
+
+def _meeting(
+    needs: list[tuple[Bounds, sa.ColumnElement[Any]]],
+    matching: Callable[[sa.ColumnElement[bool]], sa.Select[Any]],
+) -> sa.ColumnElement[bool]:
+    """SQL: the customer's measures meet every bound. ``matching(test)`` selects the ids of
+    customers with rows whose measures pass ``test``; a customer without rows measures 0."""
+    enough = sa.and_(*(bounds.sql(measure) for bounds, measure in needs))
+    if all(bounds.admits(0) for bounds, _ in needs):
+        # Customers without a matching row qualify too: exclude those who fail.
+        return sa.not_(_c.id.in_(matching(sa.not_(enough))))
+    return _c.id.in_(matching(enough))
+
+
 # One schema for requests and responses (CurrencyCode's differ), so the condition models
 # are not documented twice.
 Currency = Annotated[CurrencyCode, WithJsonSchema({"type": "string", "examples": ["EUR"]})]
 
 
-class InteractionFilter(_Options):
-    """Which interactions count, and how many of them (or how much) a customer needs."""
+class _Window(_Options):
+    """Which interactions count by when they happened: the last `days`, or since/until."""
 
-    type: InteractionType | None = None
-    channel: Channel | None = None
-    category: Label | None = Field(
-        default=None, description="Only interactions with a line item of this category."
-    )
-    sku: Label | None = Field(default=None, description="Only interactions with this SKU.")
-    currency: Currency | None = Field(
-        default=None, description="Only interactions in this currency."
-    )
     days: int | None = Field(
         default=None, ge=1, le=36_500, description="Only those of the last `days` days."
     )
     since: Timestamp | None = Field(default=None, description="Only those from then on.")
     until: Timestamp | None = Field(default=None, description="Only those before then.")
-    count: Bounds | None = Field(
-        default=None, description="How many interactions; at least one when neither this "
-        "nor `amount` is given.",
-    )  # fmt: skip
-    amount: Bounds | None = Field(
-        default=None,
-        description="Their total in minor units: of the matching line items when `category` "
-        "or `sku` is given, else of the interactions' amounts. Mixes currencies unless "
-        "`currency` is given.",
-    )
 
     @field_validator("since", "until")
     @classmethod
@@ -569,6 +578,41 @@ class InteractionFilter(_Options):
         if value is not None and since is not None and value <= since:
             raise ValueError("must be after since")
         return value
+
+    def window(self) -> list[sa.ColumnElement[bool]]:
+        """SQL: the interaction's occurred_at is within the window."""
+        occurred_at, where = interactions.c.occurred_at, []
+        if self.days is not None:
+            where.append(occurred_at >= sa.func.now() - sa.literal(timedelta(days=self.days)))
+        if self.since is not None:
+            where.append(occurred_at >= self.since)
+        if self.until is not None:
+            where.append(occurred_at < self.until)
+        return where
+
+
+class InteractionFilter(_Window):
+    """Which interactions count, and how many of them (or how much) a customer needs."""
+
+    type: InteractionType | None = None
+    channel: Channel | None = None
+    category: Label | None = Field(
+        default=None, description="Only interactions with a line item of this category."
+    )
+    sku: Label | None = Field(default=None, description="Only interactions with this SKU.")
+    currency: Currency | None = Field(
+        default=None, description="Only interactions in this currency."
+    )
+    count: Bounds | None = Field(
+        default=None, description="How many interactions; at least one when neither this "
+        "nor `amount` is given.",
+    )  # fmt: skip
+    amount: Bounds | None = Field(
+        default=None,
+        description="Their total in minor units: of the matching line items when `category` "
+        "or `sku` is given, else of the interactions' amounts. Mixes currencies unless "
+        "`currency` is given.",
+    )
 
     def sql(self) -> sa.ColumnElement[bool]:
         i, item = interactions.c, interaction_items.c
@@ -589,24 +633,71 @@ class InteractionFilter(_Options):
             (item.sku, self.sku),
         )
         where = [column == value for column, value in wanted if value is not None]
-        if self.days is not None:
-            where.append(i.occurred_at >= sa.func.now() - sa.literal(timedelta(days=self.days)))
-        if self.since is not None:
-            where.append(i.occurred_at >= self.since)
-        if self.until is not None:
-            where.append(i.occurred_at < self.until)
+        where += self.window()
         how_many = sa.func.count(sa.distinct(i.id)) if by_items else sa.func.count()
         # Numeric: quantity times unit price can exceed bigint.
         money = item.quantity.cast(sa.Numeric) * item.unit_price if by_items else i.amount
         how_much = sa.func.coalesce(sa.func.sum(money), 0)
         needs = [(b, m) for b, m in ((self.count, how_many), (self.amount, how_much)) if b]
         needs = needs or [(AT_LEAST_ONE, how_many)]
-        enough = sa.and_(*(bounds.sql(measure) for bounds, measure in needs))
         groups = sa.select(i.customer_id).select_from(source).where(*where).group_by(i.customer_id)
-        if all(bounds.admits(0) for bounds, _ in needs):
-            # Customers without a matching interaction qualify too: exclude those who fail.
-            return sa.not_(_c.id.in_(groups.having(sa.not_(enough))))
-        return _c.id.in_(groups.having(enough))
+        return _meeting(needs, groups.having)
+
+
+class ProfitabilityFilter(_Window):
+    """Which interactions count, and the profit, gross margin or service cost a customer
+    needs over them (formulas as for the KPIs)."""
+
+    currency: Currency | None = Field(
+        default=None,
+        description="Only interactions in this currency. Mixes currencies unless given.",
+    )
+    profit: SignedBounds | None = Field(
+        default=None, description="gross_margin - service_cost, in minor units."
+    )
+    gross_margin: SignedBounds | None = Field(
+        default=None,
+        description="Purchases minus refunds minus the cost of goods of items with a "
+        "unit_cost, in minor units.",
+    )
+    service_cost: Bounds | None = Field(
+        default=None, description="Sum of the interactions' service_cost, in minor units."
+    )
+
+    @model_validator(mode="after")
+    def _some(self) -> Self:
+        if not self.bounds():
+            raise ValueError("give at least one of profit, gross_margin, service_cost")
+        return self
+
+    def bounds(self) -> list[tuple[str, Bounds]]:
+        """The bounds given, each with the figure it limits."""
+        given = (
+            ("profit", self.profit),
+            ("gross_margin", self.gross_margin),
+            ("service_cost", self.service_cost),
+        )
+        return [(figure, bounds) for figure, bounds in given if bounds is not None]
+
+    def sql(self) -> sa.ColumnElement[bool]:
+        where = self.window()
+        if self.currency is not None:
+            where.append(interactions.c.currency == self.currency)
+        figures = profitability.by_customer(*where)
+        return _meeting(
+            [(bounds, figures.c[figure]) for figure, bounds in self.bounds()],
+            lambda test: sa.select(figures.c.customer_id).where(test),
+        )
+
+
+class ProfitabilityCondition(_Node):
+    """How profitable a customer was, or how much serving them cost."""
+
+    key = "profitability"
+    profitability: ProfitabilityFilter
+
+    def sql(self) -> sa.ColumnElement[bool]:
+        return self.profitability.sql()
 
 
 class InteractionsCondition(_Node):
@@ -675,6 +766,7 @@ _KINDS: tuple[type[_Node], ...] = (
     NotCondition,
     FieldCondition,
     InteractionsCondition,
+    ProfitabilityCondition,
     ScoreCondition,
     SegmentCondition,
 )
@@ -711,6 +803,7 @@ Condition = Annotated[
     | Annotated[NotCondition, Tag("not")]
     | Annotated[FieldCondition, Tag("field")]
     | Annotated[InteractionsCondition, Tag("interactions")]
+    | Annotated[ProfitabilityCondition, Tag("profitability")]
     | Annotated[ScoreCondition, Tag("score")]
     | Annotated[SegmentCondition, Tag("segment")],
     Discriminator(

@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from crm_api.campaigns.schemas import Campaign
 from crm_api.customers.schemas import Customer
 from crm_api.events.schemas import EventType
 from crm_api.interactions.schemas import Interaction
@@ -48,6 +49,9 @@ PAYLOADS: dict[EventType, type[BaseModel]] = {
     EventType.LOYALTY_POINTS_REVERSED: Entry,
     EventType.LOYALTY_TIER_CHANGED: TierChange,
     EventType.LOYALTY_REWARD_REDEEMED: RewardRedemption,
+    EventType.CAMPAIGN_CREATED: Campaign,
+    EventType.CAMPAIGN_UPDATED: Campaign,
+    EventType.CAMPAIGN_DELETED: Campaign,
 }
 
 DELIVERY_HEADERS = """

@@ -1,0 +1,52 @@
+"""Stored association rules and item popularity, replaced as a whole by each refresh.
+
+Not customer-owned: one small set per level (sku or category), read by every
+recommendation (a reference table under a distributed schema).
+"""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from crm_api.core.db import metadata
+
+LEVELS = "level IN ('sku', 'category')"
+
+recommendation_rules = sa.Table(
+    "recommendation_rules",
+    metadata,
+    # Keyed for "the rules whose antecedent the customer bought".
+    sa.Column("level", sa.Text, primary_key=True),
+    sa.Column("antecedent", sa.Text, primary_key=True),
+    sa.Column("consequent", sa.Text, primary_key=True),
+    sa.Column("baskets_with_both", sa.Integer, nullable=False),
+    sa.Column("antecedent_baskets", sa.Integer, nullable=False),
+    sa.Column("consequent_baskets", sa.Integer, nullable=False),
+    sa.Column("support", sa.Double, nullable=False),
+    sa.Column("confidence", sa.Double, nullable=False),
+    sa.Column("lift", sa.Double, nullable=False),
+    sa.CheckConstraint(LEVELS, name="level"),
+)
+
+item_popularity = sa.Table(
+    "item_popularity",
+    metadata,
+    sa.Column("level", sa.Text, primary_key=True),
+    sa.Column("item", sa.Text, primary_key=True),
+    sa.Column("baskets", sa.Integer, nullable=False),
+    sa.Column("share", sa.Double, nullable=False),
+    sa.Column("first_sold", sa.DateTime(timezone=True), nullable=False),
+    # The categories of the item's lines (a category: itself), for leaving out avoided ones.
+    sa.Column("categories", ARRAY(sa.Text), nullable=False),
+    sa.CheckConstraint(LEVELS, name="level"),
+)
+
+recommendation_refreshes = sa.Table(
+    "recommendation_refreshes",
+    metadata,
+    sa.Column("level", sa.Text, primary_key=True),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("baskets", sa.Integer, nullable=False),
+    sa.Column("rules", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Double, nullable=False),
+    sa.CheckConstraint(LEVELS, name="level"),
+)
