@@ -19,6 +19,7 @@ from crm_api.config import Settings, get_settings
 from crm_api.core import docs, errors, logs, openapi
 from crm_api.core.auth import Authenticator
 from crm_api.core.db import Database
+from crm_api.core.metrics import router as metrics_router
 from crm_api.core.middleware import BodyLimit, RequestContext
 from crm_api.core.ops import router as ops_router
 from crm_api.core.ratelimit import RATE_LIMIT_HEADERS, RateLimiter, shared_buckets
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(IdempotentReplay, replay_stored)
     for router in (
         ops_router,
+        metrics_router,
         customers_router,
         interactions_router,
         events_router,

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -112,6 +113,8 @@ def serve(
     if in_process is None and not settings.database_url:  # zero-config: one process does all
         os.environ["CRM_WORKER_IN_PROCESS"] = "true"
         get_settings.cache_clear()
+    if workers > 1:
+        _share_metrics()
     # uvicorn re-raises the signal that stopped it once it has shut down; exiting through
     # Python instead of the default action lets the embedded database stop cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -126,6 +129,15 @@ def serve(
         proxy_headers=True,
         timeout_graceful_shutdown=20,
     )
+
+
+def _share_metrics() -> None:
+    """Let the server processes sum their request counts for /metrics: a folder of their
+    own, emptied now (counts of an earlier run must not add up), set before they start."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="crm-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    for stale in Path(folder).glob("*.db"):
+        stale.unlink()
 
 
 @app.command()

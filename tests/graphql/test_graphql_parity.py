@@ -112,6 +112,7 @@ _KEYS = (
 REST_ONLY = {
     "ops_health": "a liveness probe for orchestrators, not data of the API",
     "ops_ready": "a readiness probe for orchestrators, not data of the API",
+    "ops_metrics": "Prometheus scrapes its own text format, not data of the API",
     "customers_export": _BULK + "clients page through `customers` instead",
     "customers_import": _BULK + "clients create or upsert customers one mutation at a time",
     "interactions_import": _BULK + "clients record interactions one mutation at a time",

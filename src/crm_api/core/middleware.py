@@ -13,6 +13,7 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm_api.core import metrics
 from crm_api.core.errors import HTTP_SLUGS, problem_response
 from crm_api.core.logs import ACCESS_LOGGER, request_id, write_access
 from crm_api.core.ratelimit import HEADERS_STATE
@@ -52,9 +53,10 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            metrics.observe(scope, status, elapsed)
             if self.access_log:
-                elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-                write_access(scope["method"], scope["path"], status, elapsed_ms)
+                write_access(scope["method"], scope["path"], status, round(elapsed * 1000, 2))
             request_id.reset(token)
 
 

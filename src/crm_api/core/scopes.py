@@ -23,6 +23,7 @@ class Scope(StrEnum):
     ANALYTICS_READ = "analytics:read"
     CAMPAIGNS_READ = "campaigns:read"
     CAMPAIGNS_WRITE = "campaigns:write"
+    METRICS_READ = "metrics:read"
 
 
 def expand(scopes: set[str] | frozenset[str]) -> frozenset[str]:
