@@ -41,12 +41,23 @@ LATENCY = Histogram(
 )
 
 
+# The labelled series, looked up once each: labels() costs more than the count itself.
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe(scope: AsgiScope, status: int, seconds: float) -> None:
     """Count an answered request under its route template (never the raw path: ids in
     paths would make a series per customer)."""
     route = getattr(scope.get("route"), "path_format", None) or "unmatched"
-    REQUESTS.labels(scope["method"], route, str(status)).inc()
-    LATENCY.labels(scope["method"], route).observe(seconds)
+    key = (scope["method"], route, status)
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = (
+            REQUESTS.labels(key[0], route, str(status)),
+            LATENCY.labels(key[0], route),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 # Deliveries waiting for an attempt (the partial due index holds only those), and the

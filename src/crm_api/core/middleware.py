@@ -87,10 +87,10 @@ class BodyLimit:
             nonlocal received, complete, deadline
             if complete:  # past the body, the app waits for a disconnect, untimed
                 return await receive()
-            loop = asyncio.get_running_loop()
-            deadline = deadline or loop.time() + self.timeout_seconds
+            deadline = deadline or asyncio.get_running_loop().time() + self.timeout_seconds
             try:
-                message = await asyncio.wait_for(receive(), deadline - loop.time())
+                async with asyncio.timeout_at(deadline):  # no task per call, as wait_for makes
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(
                     408, f"The request body did not arrive within {self.timeout_seconds:g} s."
