@@ -1,5 +1,6 @@
 """The OpenAPI document as SDK generators need it: stable operation ids, problem media type."""
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,6 +34,7 @@ def install(app: FastAPI, *, description: str) -> None:
                 tags=app.openapi_tags,
             )
             _api_key_header_scheme(schema)
+            _creation_links(schema.get("paths", {}))
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     _problem_media_type(operation)
@@ -42,6 +44,29 @@ def install(app: FastAPI, *, description: str) -> None:
         return app.openapi_schema
 
     app.openapi = build  # type: ignore[method-assign]
+
+
+def _creation_links(paths: dict[str, Any]) -> None:
+    """OpenAPI links from each create (a 201 answering the new resource) to the operations
+    on what it created, path `<create path>/{id}` and below: clients and stateful test
+    tools follow the new id (and the create's own path ids) into them."""
+    for path, item in paths.items():
+        create = item.get("post")
+        if create is None or "201" not in create["responses"]:
+            continue
+        inherited = {name: f"$request.path.{name}" for name in re.findall(r"{(\w+)}", path)}
+        links = {}
+        for target, operations in paths.items():
+            found = re.fullmatch(re.escape(path) + r"/{(\w+)}(/[^{]*)?", target)
+            if found is None:
+                continue
+            for operation in operations.values():
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": inherited | {found[1]: "$response.body#/id"},
+                }
+        if links:
+            create["responses"]["201"]["links"] = links
 
 
 def _problem_media_type(operation: dict[str, Any]) -> None:
