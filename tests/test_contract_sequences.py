@@ -26,7 +26,7 @@ CHECKS = ",".join(
 )
 
 
-async def test_sequences_of_operations_keep_the_contract(database_url: str) -> None:
+async def test_sequences_of_operations_keep_the_contract(database_url: str, tmp_path: Path) -> None:
     key = await issue_key(database_url, Scope.ADMIN)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -38,6 +38,7 @@ async def test_sequences_of_operations_keep_the_contract(database_url: str) -> N
              "--header", f"Authorization: Bearer {key}", "--checks", CHECKS,
              "--max-examples", "300", "--request-timeout", "30", "--no-color"],
             capture_output=True, text=True, timeout=600, check=False,
+            cwd=tmp_path,  # where the tool keeps its cache, outside the work tree
         )  # fmt: skip
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-6000:]
