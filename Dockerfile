@@ -7,7 +7,8 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install .
+# With the otel extra, so tracing is a matter of setting CRM_OTEL_ENDPOINT.
+RUN pip install '.[otel]'
 
 # Runtime stage: the virtualenv, the migrations, an unprivileged user; no build tools.
 FROM python:3.11-slim

@@ -16,7 +16,7 @@ from crm_api.api_keys import service as api_keys
 from crm_api.api_keys.router import router as api_keys_router
 from crm_api.campaigns.router import router as campaigns_router
 from crm_api.config import Settings, get_settings
-from crm_api.core import docs, errors, logs, openapi
+from crm_api.core import docs, errors, logs, openapi, tracing
 from crm_api.core.auth import Authenticator
 from crm_api.core.db import Database
 from crm_api.core.metrics import router as metrics_router
@@ -110,6 +110,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.rate_limiter is not None:
             await app.state.rate_limiter.buckets.close()
         await db.close()
+        if app.state.stop_tracing is not None:
+            app.state.stop_tracing()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -178,4 +180,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimit, max_bytes=settings.max_body_bytes, timeout_seconds=settings.body_timeout_seconds
     )
     app.add_middleware(RequestContext, access_log=settings.access_log)
+    app.state.stop_tracing = tracing.install(app, settings)  # outermost: the whole request
     return app

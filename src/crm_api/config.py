@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     )
     access_log: bool = True
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector to send traces to (needs the otel extra); unset: off.",
+    )
+    otel_service_name: str = "crm-api"
     body_timeout_seconds: float = Field(
         default=60.0,
         gt=0,
