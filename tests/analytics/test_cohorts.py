@@ -150,3 +150,22 @@ async def test_graphql_answers_as_rest(history: History) -> None:
     assert [
         (datetime.fromisoformat(c["start"]), c["size"], c["revenue"]) for c in found["cohorts"]
     ] == [(datetime.fromisoformat(c["start"]), c["size"], c["revenue"]) for c in rest["cohorts"]]
+
+
+@pytest.mark.parametrize("currency", ["E\x00R", "EU", "ZZZ"])
+async def test_graphql_refuses_what_is_no_currency_as_rest_does(
+    history: History, currency: str
+) -> None:
+    await _hand_built(history)
+    query = """query($currency: String) {
+        analyticsCohorts(period: WEEK, metric: REVENUE, currency: $currency) { currency } }"""
+    response = await history.api.post(
+        "/graphql", json={"query": query, "variables": {"currency": currency}}
+    )
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "validation-error", error
+    assert "ISO 4217" in error["message"] or "ISO 4217" in str(error["extensions"])
+    rest = await history.api.get(
+        "/v1/analytics/cohorts", params={"metric": "revenue", "currency": currency}
+    )
+    assert_problem(rest, 422, "validation-error")

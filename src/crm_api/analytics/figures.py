@@ -5,7 +5,12 @@ it without import cycles."""
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from pydantic import TypeAdapter, ValidationError
+
 from crm_api.core.errors import ValidationFailed
+from crm_api.core.types import CurrencyCode
+
+_CURRENCY: TypeAdapter[str] = TypeAdapter(CurrencyCode)
 
 
 def ratio(numerator: int | float | Decimal, denominator: int | Decimal) -> float | None:
@@ -22,9 +27,15 @@ def minor_units(numerator: int | float | Decimal, denominator: int = 1) -> int |
 
 
 def pick_currency(found: list[str], currency: str | None) -> str | None:
-    """The currency of the money figures: the one asked for, or the only one in the data."""
+    """The currency of the money figures: the one asked for (checked here, since GraphQL
+    hands it over as plain text), or the only one in the data."""
     if currency is not None:
-        return currency.upper()
+        try:
+            return _CURRENCY.validate_python(currency)
+        except ValidationError:
+            raise ValidationFailed.for_field(
+                "currency", "must be an ISO 4217 currency code, e.g. EUR", location="query"
+            ) from None
     if len(found) > 1:
         raise ValidationFailed.for_field(
             "currency",
