@@ -113,19 +113,25 @@ async def test_keys_can_expire_and_bad_input_is_refused_plainly(cli, empty_datab
         "keys", "create", "--name", "offset", "--scope", "pii:read",
         "--expires-at", "2099-01-01T12:00:00+02:00",
     )  # fmt: skip
+    await cli(
+        "keys", "create", "--name", "partner", "--scope", "customers:read",
+        "--rate-limit-per-minute", "120",
+    )  # fmt: skip
     conn = await asyncpg.connect(asyncpg_dsn(empty_database))
     try:
-        expiry = dict(await conn.fetch("SELECT name, expires_at FROM api_keys"))
+        keys = await conn.fetch("SELECT name, expires_at, rate_limit_per_minute FROM api_keys")
     finally:
         await conn.close()
-    assert expiry == {
-        "utc": datetime(2099, 1, 1, tzinfo=UTC),
-        "offset": datetime(2099, 1, 1, 10, tzinfo=UTC),
+    assert {k["name"]: (k["expires_at"], k["rate_limit_per_minute"]) for k in keys} == {
+        "utc": (datetime(2099, 1, 1, tzinfo=UTC), None),
+        "offset": (datetime(2099, 1, 1, 10, tzinfo=UTC), None),
+        "partner": (None, 120),
     }
 
     for args in (
         ["keys", "create", "--name", "x", "--scope", "root"],
         ["keys", "create", "--name", "x", "--scope", "pii:read", "--expires-at", "2001-01-01"],
+        ["keys", "create", "--name", "x", "--scope", "pii:read", "--rate-limit-per-minute", "0"],
     ):
         refused = await cli(*args, ok=False)
         assert refused.returncode == 2, (args, refused.stdout, refused.stderr)

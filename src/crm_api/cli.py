@@ -173,12 +173,23 @@ def keys_create(
             formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
         ),
     ] = None,
+    rate_limit_per_minute: Annotated[
+        int | None,
+        typer.Option(
+            help="The key's own rate limit; unset: the server's CRM_RATE_LIMIT_PER_MINUTE."
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it (shown only once)."""
     if expires_at is not None and expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=UTC)
     try:
-        data = ApiKeyCreate(name=name, scopes=scope, expires_at=expires_at)
+        data = ApiKeyCreate(
+            name=name,
+            scopes=scope,
+            expires_at=expires_at,
+            rate_limit_per_minute=rate_limit_per_minute,
+        )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))} {e['msg']}" for e in exc.errors())
         typer.echo(f"Refusing to create the key: {problems}", err=True)
