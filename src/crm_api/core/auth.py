@@ -5,7 +5,6 @@ not pay a database round trip per request; a revocation made through this proces
 effect at once, one made elsewhere within that window.
 """
 
-import asyncio
 import hashlib
 import time
 import uuid
@@ -22,6 +21,7 @@ from crm_api.core import ratelimit
 from crm_api.core.db import Connection, Database
 from crm_api.core.errors import Forbidden, Unauthorized
 from crm_api.core.scopes import Scope
+from crm_api.core.single_flight import SingleFlight
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ class Authenticator:
         self._lookup = lookup
         self._ttl = cache_seconds
         self._cache: dict[bytes, tuple[Principal, float]] = {}
-        self._in_flight: dict[bytes, asyncio.Future[Principal | None]] = {}
+        self._lookups: SingleFlight[bytes, Principal | None] = SingleFlight()
 
     async def verify(self, secret: str) -> Principal | None:
         digest = hash_secret(secret)
@@ -62,22 +62,7 @@ class Authenticator:
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
         # When an entry expires under load, one lookup serves every waiting request.
-        pending = self._in_flight.get(digest)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        pending = asyncio.get_running_loop().create_future()
-        self._in_flight[digest] = pending
-        try:
-            principal = await self._refresh(digest)
-        except BaseException as exc:
-            pending.set_exception(exc)
-            pending.exception()  # retrieved here, so an unawaited future logs nothing
-            raise
-        else:
-            pending.set_result(principal)
-            return principal
-        finally:
-            del self._in_flight[digest]
+        return await self._lookups.run(digest, lambda: self._refresh(digest))
 
     async def _refresh(self, digest: bytes) -> Principal | None:
         async with self._db.connection() as conn:

@@ -10,7 +10,6 @@ outlives a burst by much; all processes together admit at most ``processes x chu
 requests (1% of the limit per process) beyond the limit.
 """
 
-import asyncio
 import math
 import time
 import uuid
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 
 from crm_api.core.db import Database, metadata
 from crm_api.core.errors import Problem, ProblemError
+from crm_api.core.single_flight import SingleFlight
 
 rate_limit_buckets = sa.Table(
     "rate_limit_buckets",
@@ -170,7 +170,7 @@ class RateLimiter:
     def __init__(self, buckets: SharedBuckets) -> None:
         self.buckets = buckets
         self._stashes: dict[uuid.UUID, _Stash] = {}
-        self._leasing: dict[uuid.UUID, asyncio.Future[None]] = {}
+        self._leases: SingleFlight[uuid.UUID, None] = SingleFlight()
 
     async def admit(self, key_id: uuid.UUID, limit: int) -> list[tuple[bytes, bytes]]:
         """Take one of the key's tokens; returns the RateLimit headers, or raises
@@ -184,25 +184,11 @@ class RateLimiter:
                     return _headers(limit, stash, now)
                 if stash.tokens < 1 and _level(limit, stash, now) < 1:
                     raise _refusal(limit, stash, now)
-            pending = self._leasing.get(key_id)
-            if pending is not None:
-                await asyncio.shield(pending)
-            else:
-                await self._lease(key_id, limit)
+            await self._leases.run(key_id, lambda: self._lease(key_id, limit))
 
     async def _lease(self, key_id: uuid.UUID, limit: int) -> None:
-        pending = self._leasing[key_id] = asyncio.get_running_loop().create_future()
-        try:
-            granted, shared = await self.buckets.lease(key_id, limit, max(1, limit // 100))
-            self._stashes[key_id] = _Stash(granted, shared, time.monotonic())
-        except BaseException as exc:
-            pending.set_exception(exc)
-            pending.exception()  # retrieved here, so an unawaited future logs nothing
-            raise
-        else:
-            pending.set_result(None)
-        finally:
-            del self._leasing[key_id]
+        granted, shared = await self.buckets.lease(key_id, limit, max(1, limit // 100))
+        self._stashes[key_id] = _Stash(granted, shared, time.monotonic())
 
 
 def _level(limit: int, stash: _Stash, now: float) -> float:
