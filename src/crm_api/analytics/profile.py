@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
 from crm_api.analytics import recommendations
-from crm_api.analytics.kpis import minor_units
+from crm_api.analytics.figures import minor_units
 from crm_api.analytics.recommendations import CategoryPreferences
 from crm_api.core.auth import Principal
 from crm_api.core.channels import Channel
