@@ -2,6 +2,7 @@
 customer (GET /v1/customers/{id}/profitability) and in the KPIs, worked out by hand on a
 small history and checked against a plain-Python computation on a generated one."""
 
+import asyncio
 import json
 import random
 import uuid
@@ -11,6 +12,8 @@ from fractions import Fraction
 import pytest
 
 from analytics.history import History
+from crm_api import migrate
+from crm_api.interactions import service
 from support import assert_problem
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -272,3 +275,105 @@ async def test_kpis_match_a_plain_python_computation_on_generated_data(
     expected_rate = (revenue - cogs) / revenue if revenue else None
     assert k["margin_rate"] == pytest.approx(expected_rate)
     assert k["cost_coverage"] == pytest.approx(float(covered / revenue) if revenue else None)
+
+
+def _costed_history(customer_id: str) -> list[dict]:
+    """Purchases and a refund whose items carry a cost on some lines only."""
+    return [
+        {  # the mug's cost is not known; an amount that is not the items' value
+            "customer_id": customer_id, "type": "purchase", "external_id": "order-1",
+            "amount": 4000, "currency": "EUR",
+            "items": [_item("TEA", 3, 1234, 700), _item("MUG", 1, 999), _item("BAG", 2, 0, 0)],
+        },
+        {
+            "customer_id": customer_id, "type": "purchase", "external_id": "order-2",
+            "amount": 2500, "currency": "EUR",
+            "items": [_item("POT", 2, 1250, 400), _item("LID", 1, 0, 50)],
+        },
+        {  # a refund of part of order-1, the mug without a cost among it
+            "customer_id": customer_id, "type": "refund", "external_id": "refund-1",
+            "amount": 1500, "currency": "EUR",
+            "items": [_item("TEA", 1, 1234, 700), _item("MUG", 1, 999)],
+        },
+        {  # free goods: a cost, but no value to share the amount by
+            "customer_id": customer_id, "type": "purchase", "external_id": "gift-1",
+            "amount": 0, "currency": "EUR", "items": [_item("CARD", 1, 0, 30)],
+        },
+        {
+            "customer_id": customer_id, "type": "purchase", "external_id": "order-3",
+            "amount": 700, "currency": "EUR", "items": [_item("MUG", 1, 700)],
+        },
+    ]  # fmt: skip
+
+
+async def _posted_and_imported(history: History) -> tuple[str, str]:
+    """Two customers with the same history: one POSTed, one imported as NDJSON."""
+    posted, imported = await history.customer(), await history.customer()
+    for line in _costed_history(posted):
+        response = await history.api.post("/v1/interactions", json=line)
+        assert response.status_code == 201, response.text
+        assert "items_cost" not in response.json()
+    body = "\n".join(json.dumps(line) for line in _costed_history(imported))
+    response = await history.api.post("/v1/interactions/import", content=body, headers=NDJSON)
+    assert (response.status_code, response.json()["created"]) == (200, 5), response.text
+    return posted, imported
+
+
+def _expected(lines: list[dict]) -> dict:
+    """The figures as the items say, worked out in plain Python."""
+    revenue = cogs = 0
+    covered = Fraction(0)
+    for line in lines:
+        sign = 1 if line["type"] == "purchase" else -1
+        items = line["items"]
+        value = sum(i["quantity"] * i["unit_price"] for i in items)
+        costed = sum(i["quantity"] * i["unit_price"] for i in items if "unit_cost" in i)
+        revenue += sign * line["amount"]
+        cogs += sign * sum(i["quantity"] * i.get("unit_cost", 0) for i in items)
+        covered += sign * Fraction(line["amount"] * costed, value) if value else 0
+    return {
+        "revenue": revenue,
+        "cost_of_goods": cogs,
+        "gross_margin": revenue - cogs,
+        "profit": revenue - cogs,
+        "cost_coverage": pytest.approx(float(covered / revenue)),
+    }
+
+
+async def test_imported_and_posted_interactions_give_the_figures_their_items_say(
+    history: History,
+) -> None:
+    posted, imported = await _posted_and_imported(history)
+    expected = _expected(_costed_history(posted))
+    # By hand: revenue 4000 + 2500 - 1500 + 0 + 700; cost 2100 + 850 - 700 + 30
+    assert (expected["revenue"], expected["cost_of_goods"]) == (5700, 2280)
+    figures = [await _profitability(history, c) for c in (posted, imported)]
+    for found in figures:
+        assert {name: found[name] for name in expected} == expected
+        assert found["service_cost"] == 0
+    assert figures[0]["cost_coverage"] == figures[1]["cost_coverage"]
+    # The stored figures are no part of the resource, nor of the events sent out.
+    timeline = await history.api.get(f"/v1/customers/{imported}/interactions")
+    assert all("items_cost" not in i for i in timeline.json()["data"])
+    leaked = "SELECT count(*) FROM events WHERE data ? 'items_cost' OR data ? 'costed_amount'"
+    assert await history.sql.fetchval(leaked) == 0
+    assert await history.sql.fetchval("SELECT count(*) FROM events WHERE data ? 'amount'") >= 10
+
+
+async def test_stored_item_figures_match_the_backfill_of_existing_rows(
+    history: History, database_url: str
+) -> None:
+    """What the write paths store is what the migration computes for rows written before
+    it, and what the scale benchmark's statement computes for generated data."""
+    await _posted_and_imported(history)
+    stored = "SELECT id, items_cost, costed_amount, costed_amount::text AS text FROM interactions"
+
+    written = {r["id"]: r for r in await history.sql.fetch(stored)}
+    assert len(written) == 10
+    assert sum(r["items_cost"] is not None for r in written.values()) == 8  # order-3: no cost
+    await asyncio.to_thread(migrate.downgrade, database_url, "0013_idempotency_owner")
+    await asyncio.to_thread(migrate.upgrade, database_url)
+    assert {r["id"]: r for r in await history.sql.fetch(stored)} == written
+    await history.sql.execute("UPDATE interactions SET items_cost = NULL, costed_amount = NULL")
+    await history.sql.execute(service.ITEM_FIGURES_FROM_ITEMS)
+    assert {r["id"]: r for r in await history.sql.fetch(stored)} == written

@@ -1,4 +1,5 @@
-"""Customer KPIs for a period: a fixed five set-based statements, ratios taken in Python."""
+"""Customer KPIs for a period: a fixed few set-based statements on one snapshot, ratios taken
+in Python."""
 
 import uuid
 from datetime import datetime
@@ -13,11 +14,12 @@ from crm_api.analytics.schemas import KpiReport
 from crm_api.campaigns import service as campaigns
 from crm_api.campaigns.schemas import CampaignTotals
 from crm_api.core.auth import Principal
-from crm_api.core.db import Compiled, Queryable
+from crm_api.core.db import Compiled, Connection
 from crm_api.core.errors import ValidationFailed
 from crm_api.core.money import minor_per_major
 from crm_api.customers.models import customers as c
 from crm_api.interactions.models import interactions as i
+from crm_api.interactions.schemas import InteractionType
 from crm_api.scoring.models import customer_scores as s
 from crm_api.scoring.models import scoring_runs as r
 from crm_api.scoring.protocol import ScorerKind
@@ -47,22 +49,9 @@ def _statement(sql: str, *names: str) -> Compiled:
     return Compiled.of(sa.text(sql).bindparams(*(p for p in _PARAMS if p.key in names)))
 
 
-_CURRENCIES = _statement(
-    f"""WITH {_POPULATION}
-    SELECT coalesce(array_agg(found.currency ORDER BY found.currency), '{{}}') FROM (
-        SELECT i.currency FROM interactions i JOIN population p ON p.id = i.customer_id
-        WHERE i.currency IS NOT NULL  -- purchases, refunds and service costs
-          AND i.occurred_at >= :start AND i.occurred_at < :end
-        UNION
-        SELECT p.acquisition_currency FROM population p
-        WHERE p.acquisition_currency IS NOT NULL
-          AND p.created_at >= :start AND p.created_at < :end
-    ) found""",
-    "start",
-    "end",
-    "segment_id",
-)
-
+# Who each customer was in the period: one pass over the timeline up to its end, grouped
+# per customer with only the per-customer facts the counts need (money is summed apart, in
+# ``_money``: every aggregate here runs once per row of ~all history).
 _FIGURES = _statement(
     f"""WITH {_POPULATION},
     timeline AS (
@@ -70,23 +59,9 @@ _FIGURES = _statement(
             bool_or(i.occurred_at >= :start) AS active,
             count(*) FILTER (WHERE i.type = 'purchase' AND i.occurred_at >= :start) AS purchases,
             bool_or(i.type = 'purchase' AND i.occurred_at < :start) AS bought_before,
-            count(*) FILTER (WHERE i.type = 'purchase' AND i.occurred_at >= :start
-                             AND i.currency = :currency) AS orders,
-            sum(i.amount) FILTER (WHERE i.type = 'purchase' AND i.occurred_at >= :start
-                                  AND i.currency = :currency) AS sales,
-            sum(i.amount) FILTER (WHERE i.type = 'refund' AND i.occurred_at >= :start
-                                  AND i.currency = :currency) AS refunds,
-            sum(CASE i.type WHEN 'purchase' THEN i.amount ELSE -i.amount END)
-                FILTER (WHERE i.type IN ('purchase', 'refund')
-                        AND i.currency = :currency) AS net_to_date,
-            bool_or(i.type = 'purchase' AND i.currency = :currency) AS buyer_to_date,
-            count(i.nps) FILTER (WHERE i.occurred_at >= :start) AS nps_answers,
-            count(*) FILTER (WHERE i.nps >= 9 AND i.occurred_at >= :start) AS promoters,
-            count(*) FILTER (WHERE i.nps <= 6 AND i.occurred_at >= :start) AS detractors,
-            count(i.csat) FILTER (WHERE i.occurred_at >= :start) AS csat_answers,
-            count(*) FILTER (WHERE i.csat >= 4 AND i.occurred_at >= :start) AS satisfied
-        FROM interactions i JOIN population p ON p.id = i.customer_id
-        WHERE i.occurred_at < :end
+            bool_or(i.type = 'purchase' AND i.currency = :currency) AS buyer_to_date
+        FROM interactions i
+        WHERE i.occurred_at < :end AND (i.occurred_at >= :start OR i.type = 'purchase')
         GROUP BY i.customer_id
     ),
     stages AS (
@@ -94,7 +69,7 @@ _FIGURES = _statement(
             bool_or(t.to_stage = 'churned' AND t.occurred_at >= :start) AS churned,
             (array_agg(t.to_stage ORDER BY t.occurred_at DESC, t.id DESC)
                 FILTER (WHERE t.occurred_at < :start))[1] = 'churned' AS churned_at_start
-        FROM lifecycle_transitions t JOIN population p ON p.id = t.customer_id
+        FROM lifecycle_transitions t
         WHERE t.occurred_at < :end
         GROUP BY t.customer_id
     ),
@@ -103,15 +78,13 @@ _FIGURES = _statement(
             p.created_at < :end AND NOT coalesce(x.bought_before, false) AS prospect,
             coalesce(x.bought_before, false)
                 AND NOT coalesce(st.churned_at_start, false) AS at_start,
-            p.acquisition_cost, p.acquisition_currency, x.*, st.churned
+            x.active, x.purchases, x.buyer_to_date, st.churned
         FROM population p
         LEFT JOIN timeline x ON x.customer_id = p.id
         LEFT JOIN stages st ON st.customer_id = p.id
     )
     SELECT
         count(*) FILTER (WHERE is_new) AS new_customers,
-        coalesce(sum(acquisition_cost) FILTER (
-            WHERE is_new AND acquisition_currency = :currency), 0) AS acquisition_spend,
         count(*) FILTER (WHERE active) AS active_customers,
         count(*) FILTER (WHERE churned) AS churned_customers,
         count(*) FILTER (WHERE prospect) AS prospects,
@@ -122,16 +95,7 @@ _FIGURES = _statement(
         count(*) FILTER (WHERE purchases > 0) AS purchasers,
         count(*) FILTER (WHERE purchases > 1) AS repeat_purchasers,
         coalesce(sum(purchases), 0) AS purchases,
-        coalesce(sum(orders), 0) AS orders,
-        coalesce(sum(sales), 0) AS sales,
-        coalesce(sum(refunds), 0) AS refunds,
-        coalesce(sum(net_to_date), 0) AS net_to_date,
-        count(*) FILTER (WHERE buyer_to_date) AS buyers_to_date,
-        coalesce(sum(nps_answers), 0) AS nps_answers,
-        coalesce(sum(promoters), 0) AS promoters,
-        coalesce(sum(detractors), 0) AS detractors,
-        coalesce(sum(csat_answers), 0) AS csat_answers,
-        coalesce(sum(satisfied), 0) AS satisfied
+        count(*) FILTER (WHERE buyer_to_date) AS buyers_to_date
     FROM facts""",
     "start",
     "end",
@@ -139,7 +103,23 @@ _FIGURES = _statement(
     "currency",
 )
 
+# New customers' acquisition spend per currency.
+_ACQUISITION = _statement(
+    f"""WITH {_POPULATION}
+    SELECT p.acquisition_currency AS currency, sum(p.acquisition_cost) AS spend
+    FROM population p
+    WHERE p.acquisition_currency IS NOT NULL
+      AND p.created_at >= :start AND p.created_at < :end
+    GROUP BY p.acquisition_currency""",
+    "start",
+    "end",
+    "segment_id",
+)
+
 _segment_id = sa.bindparam("segment_id", type_=sa.Uuid)
+_MONETARY = (InteractionType.PURCHASE.value, InteractionType.REFUND.value)
+_start = sa.bindparam("start", type_=sa.DateTime(timezone=True))
+_end = sa.bindparam("end", type_=sa.DateTime(timezone=True))
 
 
 def _counted(customer_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
@@ -153,6 +133,61 @@ def _counted(customer_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
     )
 
 
+def _money() -> sa.Select[Any]:
+    """SQL: per currency (null for facts without money, such as most feedback), the sums
+    over the population's interactions: the period's orders, sales, refunds, feedback
+    answers and profitability, and the net revenue up to the period's end. One parallel
+    pass with no per-customer grouping; a currency with period facts is one the period
+    holds."""
+    rows = (
+        sa.select(
+            i.c.currency,
+            i.c.type,
+            i.c.amount,
+            i.c.nps,
+            i.c.csat,
+            (i.c.occurred_at >= _start).label("in_period"),
+            *profitability.signed_figures(),
+        )
+        .where(
+            i.c.occurred_at < _end,
+            sa.or_(i.c.currency.isnot(None), i.c.nps.isnot(None), i.c.csat.isnot(None)),
+            # Before the period only the net revenue to date counts.
+            sa.or_(i.c.occurred_at >= _start, *(i.c.type == kind for kind in _MONETARY)),
+            _counted(i.c.customer_id),
+        )
+        .subquery("facts")
+    )
+    f = rows.c
+    purchase = f.type == InteractionType.PURCHASE.value
+    refund = f.type == InteractionType.REFUND.value
+
+    def count(*when: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+        return sa.func.count().filter(sa.and_(*when))
+
+    def total(column: sa.ColumnElement[Any], *when: sa.ColumnElement[bool]) -> Any:
+        return sa.func.coalesce(sa.func.sum(column).filter(sa.and_(*when)), 0)
+
+    return sa.select(
+        f.currency,
+        count(f.in_period).label("period_facts"),
+        count(f.in_period, purchase).label("orders"),
+        total(f.amount, f.in_period, purchase).label("sales"),
+        total(f.amount, f.in_period, refund).label("refunds"),
+        total(sa.case((refund, -f.amount), else_=f.amount), purchase | refund).label("net_to_date"),
+        sa.func.count(f.nps).filter(f.in_period).label("nps_answers"),
+        count(f.in_period, f.nps >= 9).label("promoters"),
+        count(f.in_period, f.nps <= 6).label("detractors"),
+        sa.func.count(f.csat).filter(f.in_period).label("csat_answers"),
+        count(f.in_period, f.csat >= 4).label("satisfied"),
+        *profitability.sums(rows, when=f.in_period),
+    ).group_by(f.currency)
+
+
+_money_select = _money()
+_MONEY = Compiled.of(_money_select)
+_MONEY_FIGURES = tuple(_money_select.selected_columns.keys())[1:]  # all but the currency
+_FEEDBACK = ("nps_answers", "promoters", "detractors", "csat_answers", "satisfied")
 _PREDICTED_CLV = Compiled.of(
     sa.select(
         r.c.id,
@@ -168,18 +203,10 @@ _PREDICTED_CLV = Compiled.of(
     )
     .group_by(r.c.id, r.c.currency)
 )
-_PROFITABILITY = Compiled.of(
-    profitability.totals(
-        _counted(i.c.customer_id),
-        i.c.currency == sa.bindparam("currency", type_=sa.Text),
-        i.c.occurred_at >= sa.bindparam("start", type_=sa.DateTime(timezone=True)),
-        i.c.occurred_at < sa.bindparam("end", type_=sa.DateTime(timezone=True)),
-    )
-)
 
 
 async def kpis(
-    conn: Queryable,
+    conn: Connection,
     principal: Principal,
     *,
     start: datetime,
@@ -189,18 +216,27 @@ async def kpis(
 ) -> KpiReport:
     if end <= start:
         raise ValidationFailed.for_field("to", "must be after `from`", location="query")
-    if segment_id is not None:
-        await segments.get_segment(conn, principal, segment_id)  # 404 for an unknown one
     scope: dict[str, Any] = {"start": start, "end": end, "segment_id": segment_id}
-    # The period's campaign costs are money of the period as much as its purchases are.
-    spent = await campaigns.started_in(conn, start=start, end=end, segment_id=segment_id)
-    found = await _CURRENCIES.fetchval(conn, **scope)
-    currency = pick_currency(sorted({*found, *spent}), currency)
-    f = await _FIGURES.fetchrow(conn, **scope, currency=currency)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        # Every figure from one snapshot. The passes group ~all history in memory rather
+        # than on disk, and JIT compilation costs more than it saves on a query run once.
+        await conn.execute("SET LOCAL work_mem = '256MB'; SET LOCAL jit = off")
+        if segment_id is not None:
+            await segments.get_segment(conn, principal, segment_id)  # 404 for an unknown one
+        # The period's campaign costs are money of the period as much as its purchases are.
+        spent = await campaigns.started_in(conn, start=start, end=end, segment_id=segment_id)
+        money = {r["currency"]: r for r in await _MONEY.fetch(conn, **scope)}
+        acquired = {r["currency"]: r["spend"] for r in await _ACQUISITION.fetch(conn, **scope)}
+        held = {code for code, r in money.items() if code is not None and r["period_facts"]}
+        currency = pick_currency(sorted(held | acquired.keys() | spent.keys()), currency)
+        f = await _FIGURES.fetchrow(conn, **scope, currency=currency)
+        predicted = await _PREDICTED_CLV.fetchrow(conn, segment_id=segment_id)
     assert f is not None
-    predicted = await _PREDICTED_CLV.fetchrow(conn, segment_id=segment_id)
-    money = currency is not None
-    sums = await _PROFITABILITY.fetchrow(conn, **scope, currency=currency) if money else None
+    rows = money.values()
+    # Feedback counts in every currency, or none.
+    feedback = {name: sum(r[name] for r in rows) for name in _FEEDBACK}
+    # The chosen currency's sums; zeros when only acquisition or campaigns hold it.
+    sums = None if currency is None else money.get(currency, dict.fromkeys(_MONEY_FIGURES, 0))
     if predicted is not None and predicted["currency"] == currency:
         per_major = minor_per_major(predicted["currency"])
         clv_mean = minor_units(Decimal(predicted["mean"]) * per_major)
@@ -216,7 +252,7 @@ async def kpis(
         new_customers=f["new_customers"],
         active_customers=f["active_customers"],
         churned_customers=f["churned_customers"],
-        cac=minor_units(f["acquisition_spend"], f["new_customers"]) if money else None,
+        cac=None if sums is None else minor_units(acquired.get(currency, 0), f["new_customers"]),
         prospects=f["prospects"],
         conversion_rate=ratio(f["converted"], f["prospects"]),
         customers_at_start=f["customers_at_start"],
@@ -225,16 +261,18 @@ async def kpis(
         purchasers=f["purchasers"],
         repeat_purchase_rate=ratio(f["repeat_purchasers"], f["purchasers"]),
         purchase_frequency=ratio(f["purchases"], f["purchasers"]),
-        orders=f["orders"],
-        average_order_value=minor_units(f["sales"], f["orders"]) if money else None,
-        revenue=int(f["sales"] - f["refunds"]) if money else None,
+        orders=0 if sums is None else sums["orders"],
+        average_order_value=None if sums is None else minor_units(sums["sales"], sums["orders"]),
+        revenue=None if sums is None else int(sums["sales"] - sums["refunds"]),
         **profitability.figures(sums),
-        historical_clv=minor_units(f["net_to_date"], f["buyers_to_date"]) if money else None,
+        historical_clv=(
+            None if sums is None else minor_units(sums["net_to_date"], f["buyers_to_date"])
+        ),
         predicted_clv_mean=clv_mean,
         predicted_clv_median=clv_median,
         predicted_clv_run_id=run_id,
-        nps=ratio(100 * (f["promoters"] - f["detractors"]), f["nps_answers"]),
-        csat=ratio(100 * f["satisfied"], f["csat_answers"]),
+        nps=ratio(100 * (feedback["promoters"] - feedback["detractors"]), feedback["nps_answers"]),
+        csat=ratio(100 * feedback["satisfied"], feedback["csat_answers"]),
         **_campaign_figures(spent, currency),
     )
 

@@ -1,10 +1,12 @@
 """Profitability: what customers bring in after the cost of goods and of serving them.
 
 One set-based statement shape sums whatever interactions the caller selects (a period, a
-currency, a segment's members, one customer): ``totals`` in one row for the KPIs and the
-per-customer read, ``by_customer`` per customer for segment conditions to compare. Figures
+currency, a segment's members, one customer): ``totals`` in one row for the per-customer
+read, ``by_customer`` per customer for segment conditions to compare, and ``sums`` inside
+a caller's own aggregate (the KPIs take them per currency beside their other sums). Figures
 are in minor units of one currency (analytics/schemas.py's rule); the formulas are in the
-field descriptions of analytics/schemas.py.
+field descriptions of analytics/schemas.py. The cost of goods comes from the interactions
+alone: each carries its items' figures, computed when it was written.
 """
 
 import uuid
@@ -18,55 +20,52 @@ from crm_api.analytics.schemas import CustomerProfitability
 from crm_api.core.db import Compiled, Queryable
 from crm_api.core.errors import NotFound
 from crm_api.customers.service import is_live
-from crm_api.interactions.models import interaction_items, interactions
+from crm_api.interactions.models import interactions
 from crm_api.interactions.schemas import InteractionType
 
 _COSTS = ("cost_of_goods", "gross_margin", "service_cost", "profit")
 
 
-def _per_interaction(*where: sa.ColumnElement[bool]) -> sa.Subquery:
-    """SQL: each interaction meeting ``where`` with its signed `revenue` and `cogs`, its
-    `covered` revenue (its amount times the share of its item value that carries a cost)
-    and its `service_cost`."""
-    i, item = interactions.c, interaction_items.c
+def signed_figures() -> list[sa.ColumnElement[Any]]:
+    """SQL, per interaction: its signed `revenue` and `cogs`, its signed `covered` revenue
+    (its amount times the share of its item value that carries a cost) and its
+    `service_cost`: the item figures as stored on the row when it was written
+    (interactions/models.py), so no line item is read."""
+    i = interactions.c
     sign = sa.case(
         (i.type == InteractionType.PURCHASE.value, 1),
         (i.type == InteractionType.REFUND.value, -1),
         else_=0,
     )
-    # Numeric: quantity times a price or cost can exceed bigint.
-    value = item.quantity.cast(sa.Numeric) * item.unit_price
-    costed_value = sa.func.sum(value).filter(item.unit_cost.isnot(None))
+    return [
+        (sign * i.amount).label("revenue"),
+        (sign * i.items_cost).label("cogs"),
+        (sign * i.costed_amount).label("covered"),
+        i.service_cost,
+    ]
+
+
+def _per_interaction(*where: sa.ColumnElement[bool]) -> sa.Subquery:
+    """SQL: each interaction meeting ``where``, its customer and its ``signed_figures``."""
     return (
-        sa.select(
-            i.customer_id,
-            (sign * i.amount).label("revenue"),
-            (sign * sa.func.sum(item.quantity.cast(sa.Numeric) * item.unit_cost)).label("cogs"),
-            (sign * i.amount * costed_value / sa.func.nullif(sa.func.sum(value), 0)).label(
-                "covered"
-            ),
-            i.service_cost,
-        )
-        .select_from(
-            interactions.outerjoin(
-                interaction_items,
-                sa.and_(item.customer_id == i.customer_id, item.interaction_id == i.id),
-            )
-        )
+        sa.select(interactions.c.customer_id, *signed_figures())
         .where(*where)
-        .group_by(i.customer_id, i.id)
         .subquery("per_interaction")
     )
 
 
-def _sums(per_interaction: sa.Subquery) -> list[sa.ColumnElement[Any]]:
+def sums(
+    per_interaction: sa.Subquery, when: sa.ColumnElement[bool] | None = None
+) -> list[sa.ColumnElement[Any]]:
     """SQL: the aggregates `revenue`, `cost_of_goods`, `gross_margin`, `service_cost`,
-    `profit` and `covered_revenue` (the revenue whose items carry a cost) of
-    ``per_interaction`` rows, numeric and never null."""
+    `profit` and `covered_revenue` (the revenue whose items carry a cost) of the
+    ``per_interaction`` rows (``signed_figures`` columns) meeting ``when``, numeric and
+    never null."""
     p = per_interaction.c
 
     def total(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        return sa.func.coalesce(sa.func.sum(column), 0)
+        summed = sa.func.sum(column)
+        return sa.func.coalesce(summed if when is None else summed.filter(when), 0)
 
     revenue, cogs, service = total(p.revenue), total(p.cogs), total(p.service_cost)
     return [
@@ -86,7 +85,7 @@ def by_customer(*where: sa.ColumnElement[bool]) -> sa.Subquery:
     """
     per_interaction = _per_interaction(*where)
     return (
-        sa.select(per_interaction.c.customer_id, *_sums(per_interaction))
+        sa.select(per_interaction.c.customer_id, *sums(per_interaction))
         .group_by(per_interaction.c.customer_id)
         .subquery("profitability")
     )
@@ -96,17 +95,18 @@ def totals(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """SQL: one row, the sums over every interaction meeting ``where`` (zeros when none):
     `revenue`, `cost_of_goods`, `gross_margin`, `service_cost`, `profit` and
     `covered_revenue`. Same figures as ``by_customer``, without grouping by customer."""
-    return sa.select(*_sums(_per_interaction(*where)))
+    return sa.select(*sums(_per_interaction(*where)))
 
 
-def figures(sums: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The figures beyond revenue from a ``totals`` row; all null without one (no currency)."""
-    if sums is None:
+def figures(row: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The figures beyond revenue from a row of ``sums``; all null without one (no
+    currency)."""
+    if row is None:
         return dict.fromkeys((*_COSTS, "margin_rate", "cost_coverage"))
     return {
-        **{name: int(sums[name]) for name in _COSTS},
-        "margin_rate": ratio(sums["gross_margin"], sums["revenue"]),
-        "cost_coverage": ratio(sums["covered_revenue"], sums["revenue"]),
+        **{name: int(row[name]) for name in _COSTS},
+        "margin_rate": ratio(row["gross_margin"], row["revenue"]),
+        "cost_coverage": ratio(row["covered_revenue"], row["revenue"]),
     }
 
 

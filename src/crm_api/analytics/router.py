@@ -151,14 +151,10 @@ async def analytics_kpis(
     denominator is null. Campaign figures take the campaigns started in the period, in
     `currency`; their revenue is what their performance attributes to them.
     """
-    return await kpis.kpis(
-        reads(request),
-        principal,
-        start=since,
-        end=until,
-        segment_id=segment_id,
-        currency=currency,
-    )
+    async with request.app.state.db.connection() as conn:
+        return await kpis.kpis(
+            conn, principal, start=since, end=until, segment_id=segment_id, currency=currency
+        )
 
 
 @router.get("/v1/analytics/cohorts", response_model=CohortReport, responses=responses(422))

@@ -23,7 +23,7 @@ from crm_api.interactions.schemas import InteractionCreate, InteractionType
 
 BATCH_SIZE = 2000
 _rows = sa.bindparam("rows", type_=sa.dialects.postgresql.JSONB)
-_COLUMNS = ", ".join(service.INSERTED_COLUMNS)
+_COLUMNS = ", ".join((*service.INSERTED_COLUMNS, *service.ITEM_FIGURES))
 _VALUES = _COLUMNS.replace("occurred_at", "coalesce(occurred_at, now())")
 _ITEM_COLUMNS = ", ".join(("customer_id", "interaction_id", "line", *service.ITEM_COLUMNS))
 _INSERT = Compiled.of(
@@ -78,7 +78,7 @@ async def _apply(
             report.fail(number, ("refund_of", problem))
             continue
         row = service.row_values(data, new_id())
-        rows.append(row)
+        rows.append(_as_json(row))
         items[row["id"]] = [item.model_dump() for item in data.items]
     if not rows:
         return
@@ -100,6 +100,13 @@ async def _apply(
     )
     report.created += len(created)
     report.unchanged += len(rows) - len(created)
+
+
+def _as_json(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` for jsonb_populate_recordset: the item figures as text, which the numeric
+    columns parse exactly (our JSON encoder writes no Decimal, nor ints beyond 64 bits)."""
+    figures = {c: None if row[c] is None else str(row[c]) for c in service.ITEM_FIGURES}
+    return {**row, **figures}
 
 
 def _events_of(row: Mapping[str, Any], negative_below: float) -> tuple[EventType, ...]:

@@ -32,6 +32,12 @@ interactions = sa.Table(
     sa.Column("sentiment", sa.Double),
     # What serving the customer cost (a support call, a visit), in `currency`.
     sa.Column("service_cost", sa.BigInteger),
+    # Derived from the line items when written (interactions/service.py), so profitability
+    # reads the row instead of summing its items; not part of the resource. Unsigned, null
+    # when no item carries a unit_cost: the items' quantity x unit_cost, and the amount
+    # times the share of the items' value (quantity x unit_price) that carries a cost.
+    sa.Column("items_cost", sa.Numeric),
+    sa.Column("costed_amount", sa.Numeric),
     sa.CheckConstraint(
         "(currency IS NULL) = (amount IS NULL AND service_cost IS NULL)", name="money"
     ),

@@ -4,6 +4,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -39,6 +40,28 @@ INSERTED_COLUMNS = (
     "subject", "body", "campaign", "metadata", "amount", "currency", "nps", "csat", "refund_of",
     "sentiment", "service_cost",
 )  # fmt: skip
+# Figures of the line items stored on the interaction row for profitability to read
+# (models.py); written with the row, never part of the resource or its events.
+ITEM_FIGURES = ("items_cost", "costed_amount")
+# costed_amount's decimal places: a share of the amount is rarely a whole minor unit.
+_COSTED_SCALE = 12
+# ITEM_FIGURES of interactions already written, from their items, as row_values computes
+# them (exact, rounded half up): for data made in SQL, such as the scale benchmark's.
+ITEM_FIGURES_FROM_ITEMS = f"""
+UPDATE interactions i
+   SET items_cost = f.items_cost,
+       costed_amount = div(2 * i.amount * f.costed_value * 1e{_COSTED_SCALE} + f.value,
+                           2 * nullif(f.value, 0)) * 1e-{_COSTED_SCALE}
+  FROM (SELECT customer_id, interaction_id,
+               sum(quantity * unit_cost::numeric) AS items_cost,
+               sum(quantity * unit_price::numeric)
+                   FILTER (WHERE unit_cost IS NOT NULL) AS costed_value,
+               sum(quantity * unit_price::numeric) AS value
+          FROM interaction_items
+         GROUP BY customer_id, interaction_id
+        HAVING count(unit_cost) > 0) f
+ WHERE i.customer_id = f.customer_id AND i.id = f.interaction_id
+"""
 
 
 def _recording() -> Compiled:
@@ -50,7 +73,7 @@ def _recording() -> Compiled:
     loyalty or lifecycle have work to do for such an interaction; with ``alone`` set it
     then writes nothing, so a caller outside a transaction can open one and try again.
     """
-    columns = (*INSERTED_COLUMNS, "recorded_at")
+    columns = (*INSERTED_COLUMNS, *ITEM_FIGURES, "recorded_at")
     param = {c: sa.bindparam(c, type_=t.c[c].type) for c in columns}
     follow_up = sa.select(
         loyalty.acts_on(param["type"], param["currency"]).label("loyalty_acts"),
@@ -148,10 +171,36 @@ def resource(row: Mapping[str, Any], items: Sequence[dict[str, Any]]) -> dict[st
 
 
 def row_values(data: InteractionCreate, interaction_id: uuid.UUID) -> dict[str, Any]:
+    """The interaction's row but `recorded_at`: the resource's INSERTED_COLUMNS and the
+    stored-only ITEM_FIGURES."""
     values = data.model_dump(exclude={"items"})
     values["id"] = interaction_id
     values["sentiment"] = sentiment.score(data.type, data.subject, data.body)
+    values.update(_item_figures(data))
     return values
+
+
+def _item_figures(data: InteractionCreate) -> dict[str, int | Decimal | None]:
+    """ITEM_FIGURES of ``data``, exactly as ITEM_FIGURES_FROM_ITEMS computes them."""
+    costed = [
+        (item.quantity, item.unit_price, item.unit_cost)
+        for item in data.items
+        if item.unit_cost is not None
+    ]
+    if not costed:
+        return dict.fromkeys(ITEM_FIGURES)
+    assert data.amount is not None  # items come with an amount (InteractionCreate)
+    value = sum(item.quantity * item.unit_price for item in data.items)
+    costed_amount = None
+    if value:
+        costed_value = sum(quantity * price for quantity, price, _ in costed)
+        # amount * costed_value / value rounded half up to _COSTED_SCALE places, in integers
+        units = (2 * data.amount * costed_value * 10**_COSTED_SCALE + value) // (2 * value)
+        costed_amount = Decimal(f"{units}E-{_COSTED_SCALE}")  # exact: no context rounding
+    return {
+        "items_cost": sum(quantity * cost for quantity, _, cost in costed),
+        "costed_amount": costed_amount,
+    }
 
 
 def scrub_resource(data: dict[str, Any]) -> dict[str, Any]:
