@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test openapi soak bench bench-webhooks bench-loyalty bench-scale bench-analytics bench-graphql lint clean
+.PHONY: run test openapi soak bench bench-summary bench-throughput bench-webhooks bench-loyalty \
+	bench-graphql bench-scale bench-analytics lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,16 +28,40 @@ $(SDK_NODE): tests/sdk/package.json tests/sdk/package-lock.json
 	npm ci --prefix tests/sdk --no-audit --no-fund --loglevel=error
 	touch $(SDK_NODE)
 
+# The browser tests/test_browser_docs.py drives: Debian's Chromium (Playwright downloads none).
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+		else echo "make test needs Chromium: install Debian's chromium package" >&2; exit 1; fi; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y --no-install-recommends chromium; }
+
 run: $(STAMP)  ## Serve on http://127.0.0.1:8000 (embedded PostgreSQL unless CRM_DATABASE_URL is set)
 	$(BIN)/crm-api serve
 
-test: $(STAMP) $(SDK_PYTHON) $(SDK_NODE)  ## The whole suite against a real PostgreSQL
+test: $(STAMP) $(SDK_PYTHON) $(SDK_NODE) chromium  ## The whole suite against a real PostgreSQL
 	$(BIN)/python -m pytest
 
 openapi: $(STAMP)  ## Regenerate the committed API contract in openapi/
 	$(BIN)/crm-api export-openapi --out openapi
 
-bench: $(STAMP)  ## Throughput and import benchmarks (ratios against a baseline in the same run)
+# What `make bench` runs, in order; `make bench BENCHMARKS="throughput webhooks"` runs fewer.
+BENCHMARKS = throughput webhooks loyalty graphql scale analytics
+
+# Each benchmark even when one before it failed; the summary table in README.md from
+# bench/results/*.json; a non-zero exit at the end if any of them failed.
+bench: $(STAMP)  ## Every benchmark, then the summary table in README.md (slow: ~45 minutes)
+	@failed=""; \
+	for name in $(BENCHMARKS); do \
+		$(MAKE) --no-print-directory bench-$$name || failed="$$failed bench-$$name"; \
+	done; \
+	$(MAKE) --no-print-directory bench-summary || failed="$$failed bench-summary"; \
+	if [ -n "$$failed" ]; then echo "make bench: failed:$$failed" >&2; exit 1; fi
+
+bench-summary: $(STAMP)  ## The summary table in README.md from bench/results/*.json
+	$(BIN)/python -m bench.summary
+
+bench-throughput: $(STAMP)  ## Throughput and import benchmarks (ratios against a baseline in the same run)
 	$(BIN)/python -m bench
 
 bench-webhooks: $(STAMP)  ## Webhook delivery throughput and latency, one worker (bench/README.md)

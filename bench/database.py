@@ -137,3 +137,11 @@ async def version(url: str) -> str:
         return str(await conn.fetchval("SHOW server_version"))
     finally:
         await conn.close()
+
+
+async def about(server: Server, url: str) -> dict[str, str]:
+    """The server a run used, for its results: where from (no password) and its version."""
+    return {
+        "database": f"{describe(server.url)} from {server.source}",
+        "postgres": (await version(url)).split()[0],
+    }

@@ -10,8 +10,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import asyncpg
 import httpx
 
 from bench import data, database, importing, load, report, servers
-from bench.report import Row
+from bench.report import Headline, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +44,7 @@ POST_NO_LOG = Target(
 )
 TARGETS = (CEILING, GET, POST, GET_NO_LOG, POST_NO_LOG)
 IMPORT_MINIMUM = 0.25  # share of COPY's rows/s
+NAME = "throughput"  # bench/results/throughput.json
 _started = time.monotonic()
 
 
@@ -251,22 +250,10 @@ def _import_rows(suite: Suite) -> list[Row]:
 
 
 def _meta(pg: database.Server, url: str, wrk: str) -> dict[str, Any]:
-    versions = {}
-    for name in ("crm-api", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "asyncpg"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
     wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True)
     return {
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "database": f"{database.describe(pg.url)} from {pg.source}",
-        "postgres": asyncio.run(database.version(url)).split()[0],
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **asyncio.run(database.about(pg, url)),
         "wrk": (wrk_version.stdout + wrk_version.stderr).strip().splitlines()[0],
-        "versions": versions,
     }
 
 
@@ -274,7 +261,45 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _render(suite: Suite, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _headlines(suite: Suite) -> list[Headline]:
+    """(b), (c) against the ceiling and the import against COPY, with their targets."""
+    found = []
+    ceiling = suite.throughput.get(CEILING.key)
+    for target in (GET, POST):
+        share = suite.share(target.key)
+        if share is None or target.minimum is None or ceiling is None:
+            continue
+        found.append(
+            Headline(
+                target.label,
+                _summary(suite.throughput[target.key])["requests_per_s"],
+                "req/s",
+                _summary(ceiling)["requests_per_s"],
+                "ceiling (a)",
+                _rounded(share),
+                f"ratio >= {target.minimum:.2f}",
+                report.passed(share, target.minimum),
+            )
+        )
+    copy, api = suite.imports.get("copy"), suite.imports.get("api")
+    if copy and api:
+        share = api.rows_per_s / copy.rows_per_s
+        found.append(
+            Headline(
+                f"NDJSON import, {suite.args.customers:,} customers",
+                round(api.rows_per_s, 1),
+                "rows/s",
+                round(copy.rows_per_s, 1),
+                "COPY",
+                _rounded(share),
+                f"ratio >= {IMPORT_MINIMUM:.2f}",
+                report.passed(share, IMPORT_MINIMUM),
+            )
+        )
+    return found
+
+
+def _render(suite: Suite, meta: dict[str, Any]) -> tuple[str, dict[str, Any], list[Headline]]:
     a = suite.args
     throughput_rows, import_rows = _throughput_rows(suite), _import_rows(suite)
     header = (
@@ -282,7 +307,7 @@ def _render(suite: Suite, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         f"{a.rounds} interleaved rounds x {a.duration} s per target (after {a.warmup} s "
         f"warm-up); each server alone, 1 uvicorn worker, pool {a.pool_size}\n"
         f"database: {meta['database']}, PostgreSQL {meta['postgres']}; "
-        f"{meta['cpus']} CPUs; Python {meta['python']}\n"
+        f"{os.cpu_count()} CPUs; Python {platform.python_version()}\n"
         "req/s is the median of the rounds (min-max beside it); a ratio is the median of "
         "the per-round ratios; CPU is the server process's CPU time per request."
     )
@@ -305,6 +330,7 @@ def _render(suite: Suite, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             )
         )
     judged = [r for r in throughput_rows + import_rows if r.target is not None]
+    headlines = _headlines(suite)
     results = {
         **meta,
         "settings": {
@@ -330,19 +356,10 @@ def _render(suite: Suite, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             if t.key in suite.throughput
         },
         "import": {k: r.as_dict() for k, r in suite.imports.items()},
-        "targets": [
-            {
-                "name": r.label.strip(),
-                "share": _rounded(r.share),
-                "target": r.target,
-                "result": r.verdict,
-            }
-            for r in judged
-        ],
         "valid": all(r.valid for r in throughput_rows),
         "passed": all(r.verdict == "PASS" for r in judged),
     }
-    return "\n\n".join(parts), results
+    return "\n\n".join(parts), results, headlines
 
 
 def busy_warning(load1: float) -> str | None:
@@ -356,11 +373,13 @@ def busy_warning(load1: float) -> str | None:
     )
 
 
+@report.failures_recorded(NAME)
 def main(argv: list[str] | None = None) -> int:
     args = options(argv)
     wrk = load.find_wrk()
     if wrk is None:
         print(load.INSTALL_HINT, file=sys.stderr)
+        report.failed(NAME, "wrk is not installed", vars(args))
         return 2
     load_before = os.getloadavg()[0]
     busy = busy_warning(load_before)
@@ -379,11 +398,12 @@ def main(argv: list[str] | None = None) -> int:
             }
         except (servers.ServerFailed, load.LoadFailed, importing.ImportFailed) as exc:
             print(f"benchmark failed: {exc}", file=sys.stderr)
+            report.failed(NAME, str(exc), vars(args))
             return 1
         finally:
             asyncio.run(database.drop(pg, url))
-    text, results = _render(suite, meta)
-    path = report.write(results)
+    text, results, headlines = _render(suite, meta)
+    path = report.write(NAME, results, headlines)
     log("done")
     print(text)
     if busy:

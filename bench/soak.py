@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             asyncio.run(database.drop(server, url))
     print(render(results))
-    print(f"\nresults: {report.write(results, 'soak.json')}")
+    print(f"\nresults: {report.write('soak', results)}")
     return 1 if results["errors"] or results["undelivered_after_drain"] else 0
 
 

@@ -34,12 +34,14 @@ import httpx
 import orjson
 
 from bench import database, load, outbox, report, servers
+from bench.report import Headline
 from bench.runner import busy_warning, log
 from crm_api.config import Settings
 from crm_api.core.ids import new_id
 from crm_api.webhooks.queue import body
 from crm_api.webhooks.signing import signature_header
 
+NAME = "webhooks"  # bench/results/webhooks.json
 TARGET_DELIVERIES_PER_S = 500.0
 TARGET_MEDIAN_LATENCY_MS = 1000.0
 # What `crm-api worker` runs with unless configured otherwise.
@@ -438,38 +440,36 @@ async def measure(
     return rounds, latency
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    name: str
-    figure: str
-    target: str
-    passed: bool
-
-
-def verdicts(rounds: Sequence[Round], latency: Latency) -> list[Verdict]:
+def verdicts(rounds: Sequence[Round], latency: Latency) -> list[Headline]:
     throughput = statistics.median(r.deliveries_per_s for r in rounds)
     median_ms = statistics.median(latency.latencies_ms)
     extra = sum(r.duplicates + r.unexpected for r in rounds) + latency.duplicates
     extra += latency.unexpected
     missing = sum(r.missing for r in rounds) + latency.missing
     return [
-        Verdict(
+        Headline(
             "throughput, median of the rounds",
-            f"{throughput:,.0f} deliveries/s",
-            f">= {TARGET_DELIVERIES_PER_S:,.0f}",
+            throughput,
+            "deliveries/s",
+            round(statistics.median(r.baseline_per_s for r in rounds), 1),
+            "plain httpx client",
+            round(statistics.median(r.ratio for r in rounds), 3),
+            f">= {TARGET_DELIVERIES_PER_S:,.0f} deliveries/s",
             throughput >= TARGET_DELIVERIES_PER_S,
         ),
-        Verdict(
+        Headline(
             "latency commit -> receiver, median",
-            f"{median_ms:,.1f} ms",
-            f"< {TARGET_MEDIAN_LATENCY_MS:,.0f}",
-            median_ms < TARGET_MEDIAN_LATENCY_MS,
+            round(median_ms, 2),
+            "ms",
+            target=f"< {TARGET_MEDIAN_LATENCY_MS:,.0f} ms",
+            met=median_ms < TARGET_MEDIAN_LATENCY_MS,
         ),
-        Verdict(
+        Headline(
             "each event delivered exactly once",
-            f"{missing} missing, {extra} extra",
-            "0, 0",
-            missing == 0 and extra == 0,
+            missing + extra,
+            "missing or extra",
+            target="= 0",
+            met=missing == 0 and extra == 0,
         ),
     ]
 
@@ -491,13 +491,13 @@ def _us(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
-def render(results: dict[str, Any], rounds: Sequence[Round], found: list[Verdict]) -> str:
+def render(results: dict[str, Any], rounds: Sequence[Round], found: list[Headline]) -> str:
     s, lat = results["settings"], results["latency"]
     header = (
         f"crm-api webhook delivery: one `crm-api worker` (concurrency {s['worker_concurrency']}, "
         f"batch {s['worker_batch_size']}) to a local receiver answering 200 at once\n"
         f"database: {results['database']}, PostgreSQL {results['postgres']}; "
-        f"{results['cpus']} CPUs; Python {results['python']}\n"
+        f"{os.cpu_count()} CPUs; Python {platform.python_version()}\n"
         f"baseline: a plain httpx client posting the same bodies at concurrency "
         f"{s['worker_concurrency']}; rates run from the first to the last arrival"
     )
@@ -564,14 +564,14 @@ def render(results: dict[str, Any], rounds: Sequence[Round], found: list[Verdict
     )
     targets = table(
         ("Targets", "figure", "target", "result"),
-        [[v.name, v.figure, v.target, "PASS" if v.passed else "FAIL"] for v in found],
+        [[h.figure, report.quantity(h.value, h.unit), h.target, h.verdict] for h in found],
     )
     return "\n\n".join([header, throughput, latency, targets])
 
 
 def results_of(
     args: argparse.Namespace, rounds: Sequence[Round], latency: Latency, meta: dict[str, Any]
-) -> tuple[dict[str, Any], list[Verdict]]:
+) -> tuple[dict[str, Any], list[Headline]]:
     found = verdicts(rounds, latency)
     results = {
         **meta,
@@ -594,22 +594,13 @@ def results_of(
             "rounds": [r.as_dict() for r in rounds],
         },
         "latency": {**latency.summary(), "latencies_ms": latency.latencies_ms},
-        "targets": [asdict(v) for v in found],
         "valid": all(r.valid for r in rounds) and latency.missing == 0,
-        "passed": all(v.passed for v in found),
+        "passed": report.all_met(found),
     }
     return results, found
 
 
-async def _describe(url: str) -> dict[str, Any]:
-    return {
-        "postgres": (await database.version(url)).split()[0],
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
+@report.failures_recorded(NAME)
 def main(argv: list[str] | None = None) -> int:
     args = options(argv)
     load_before = os.getloadavg()[0]
@@ -624,18 +615,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rounds, latency = asyncio.run(measure(args, url, Path(scratch), payloads))
             meta = {
-                "database": f"{database.describe(pg.url)} from {pg.source}",
-                **asyncio.run(_describe(url)),
+                **asyncio.run(database.about(pg, url)),
                 "load_average_before": load_before,
                 "warning": busy,
             }
         except (servers.ServerFailed, DeliveryFailed, httpx.HTTPError) as exc:
             print(f"benchmark failed: {exc}", file=sys.stderr)
+            report.failed(NAME, str(exc), vars(args))
             return 1
         finally:
             asyncio.run(database.drop(pg, url))
     results, found = results_of(args, rounds, latency, meta)
-    path = report.write(results, "webhooks.json")
+    path = report.write(NAME, results, found)
     log("done")
     print(render(results, rounds, found))
     if busy:
