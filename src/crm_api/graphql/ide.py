@@ -27,6 +27,11 @@ ASSETS = frozenset(
     }
 )
 ASSET_ROUTE = "graphql_ide_asset"
+PLACEHOLDER_KEY = "<your API key>"
+MISSING_KEY = (
+    "Put your API key in the Headers pane below, in place of " + PLACEHOLDER_KEY + ", then "
+    "re-fetch the schema (the arrows in the Documentation Explorer) for completion."
+)
 
 PAGE = Template("""<!doctype html>
 <html lang="en">
@@ -45,11 +50,17 @@ PAGE = Template("""<!doctype html>
       const url = window.location.href.split("?")[0];
       const socket = new URL(url);
       socket.protocol = socket.protocol === "https:" ? "wss:" : "ws:";
-      const fetcher = GraphiQL.createFetcher({ url, subscriptionUrl: socket.toString() });
+      const sending = GraphiQL.createFetcher({ url, subscriptionUrl: socket.toString() });
+      const placeholder = "Bearer ${placeholder_key}";
+      // Until a key replaces the placeholder, say what to do rather than fetch a 401.
+      const fetcher = (params, options) =>
+        options?.headers?.Authorization === placeholder
+          ? Promise.resolve({ errors: [{ message: "${missing_key}" }] })
+          : sending(params, options);
       ReactDOM.createRoot(document.getElementById("graphiql")).render(
         React.createElement(GraphiQL, {
           fetcher,
-          defaultHeaders: '{"Authorization": "Bearer <your API key>"}',
+          defaultHeaders: JSON.stringify({ Authorization: placeholder }),
           isHeadersEditorEnabled: true,
           defaultEditorToolsVisibility: "headers",
         }),
@@ -89,6 +100,8 @@ async def _page(request: Request) -> HTMLResponse:
             react=url("react.production.min.js"),
             react_dom=url("react-dom.production.min.js"),
             graphiql=url("graphiql.min.js"),
+            placeholder_key=PLACEHOLDER_KEY,
+            missing_key=MISSING_KEY,
         )
     )
 
