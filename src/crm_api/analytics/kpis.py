@@ -27,12 +27,11 @@ from crm_api.scoring.service import latest_run
 from crm_api.segments import service as segments
 from crm_api.segments.models import segment_members as m
 
-_PARAMS = (
-    sa.bindparam("start", type_=sa.DateTime(timezone=True)),
-    sa.bindparam("end", type_=sa.DateTime(timezone=True)),
-    sa.bindparam("segment_id", type_=sa.Uuid),
-    sa.bindparam("currency", type_=sa.Text),
-)
+# The parameters every statement here draws on, in SQL text and in expressions alike.
+_start = sa.bindparam("start", type_=sa.DateTime(timezone=True))
+_end = sa.bindparam("end", type_=sa.DateTime(timezone=True))
+_segment_id = sa.bindparam("segment_id", type_=sa.Uuid)
+_PARAMS = (_start, _end, _segment_id, sa.bindparam("currency", type_=sa.Text))
 
 # Live customers, restricted to a segment's current members when one is given.
 _POPULATION = """population AS (
@@ -116,10 +115,7 @@ _ACQUISITION = _statement(
     "segment_id",
 )
 
-_segment_id = sa.bindparam("segment_id", type_=sa.Uuid)
 _MONETARY = (InteractionType.PURCHASE.value, InteractionType.REFUND.value)
-_start = sa.bindparam("start", type_=sa.DateTime(timezone=True))
-_end = sa.bindparam("end", type_=sa.DateTime(timezone=True))
 
 
 def _counted(customer_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
