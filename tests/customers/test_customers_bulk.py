@@ -84,6 +84,30 @@ async def test_a_line_that_collides_fails_alone(api, new_customer):
     ]
 
 
+async def test_a_unique_conflict_in_a_large_batch_fails_only_its_line(api, new_customer):
+    first = await new_customer(email="first@example.com", external_id="first")
+    await new_customer(email="second@example.com", external_id="second")
+    lines: list[object] = [{"external_id": f"bulk-{n}"} for n in range(40)]
+    # Matched by external_id, it would take the email of another customer.
+    lines.insert(25, {"external_id": "first", "email": "second@example.com"})
+
+    report = await _import(api, ndjson(*lines))
+
+    assert (report["created"], report["updated"], report["failed"]) == (40, 0, 1)
+    assert report["errors"] == [
+        {"line": 26, "field": "email", "message": "is already used by another customer"}
+    ]
+    kept = (await api.get(f"/v1/customers/{first['id']}")).json()
+    assert kept["email"] == "first@example.com" and kept["version"] == 1
+    created = await events_of(api, type="customer.created")
+    assert len({e["data"]["external_id"] for e in created} - {"first", "second"}) == 40
+    # The event carries the customer as stored, server-set fields included.
+    event = next(e["data"] for e in created if e["data"]["external_id"] == "bulk-0")
+    stored = (await api.get(f"/v1/customers/{event['id']}")).json()
+    assert {**event, "redacted_fields": []} == stored
+    assert await events_of(api, type="customer.updated") == []
+
+
 async def test_repeated_keys_in_one_file_apply_in_order(api):
     report = await _import(
         api,

@@ -80,15 +80,26 @@ async def fetchval(conn: Queryable, statement: sa.Executable) -> Any:
     return await conn.fetchval(c.sql, *c.args({}))
 
 
-def _json_dumps(value: Any) -> str:
-    return dumps(value).decode()
+# jsonb's binary wire format is a version byte, then the JSON text.
+_JSONB_VERSION = b"\x01"
+
+
+def _jsonb_dumps(value: Any) -> bytes:
+    return _JSONB_VERSION + dumps(value)
+
+
+def _jsonb_loads(data: bytes) -> Any:
+    return orjson.loads(memoryview(data)[1:])
 
 
 async def _init_connection(conn: Connection) -> None:
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            name, encoder=_json_dumps, decoder=orjson.loads, schema="pg_catalog"
-        )
+    # Binary codecs: no text round trip per value, and COPY (binary only) can write them.
+    await conn.set_type_codec(
+        "json", encoder=dumps, decoder=orjson.loads, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb_dumps, decoder=_jsonb_loads, schema="pg_catalog", format="binary"
+    )
 
 
 async def _open(*args: Any, **kwargs: Any) -> Connection:

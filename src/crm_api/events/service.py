@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from crm_api.core import db
@@ -24,19 +25,8 @@ _INSERT = Compiled.of(
         data=sa.bindparam("data"),
     )
 )
-_INSERT_MANY = Compiled.of(
-    sa.insert(events).from_select(
-        ["id", "type", "customer_id", "data"],
-        sa.select(
-            sa.func.unnest(sa.bindparam("ids", type_=sa.ARRAY(sa.Uuid))),
-            sa.func.unnest(sa.bindparam("types", type_=sa.ARRAY(sa.Text))),
-            sa.func.unnest(sa.bindparam("customer_ids", type_=sa.ARRAY(sa.Uuid))),
-            sa.func.unnest(sa.bindparam("datas", type_=sa.ARRAY(sa.Text))).cast(
-                sa.dialects.postgresql.JSONB
-            ),
-        ),
-    )
-)
+# The columns record_many writes; the rest (transaction, sequence, time) are defaults.
+_COPIED = ("id", "type", "customer_id", "data")
 
 
 def recording(source: sa.Select[Any]) -> sa.Insert:
@@ -55,17 +45,12 @@ async def record(
 async def record_many(
     conn: Connection, batch: Iterable[tuple[str, uuid.UUID | None, bytes]]
 ) -> None:
-    """Record many events in one statement; each item is (type, customer_id, JSON bytes)."""
-    rows = list(batch)
-    if not rows:
-        return
-    await _INSERT_MANY.execute(
-        conn,
-        ids=[new_id() for _ in rows],
-        types=[r[0] for r in rows],
-        customer_ids=[r[1] for r in rows],
-        datas=[r[2].decode() for r in rows],
-    )
+    """Record many events with one COPY; each item is (type, customer_id, JSON bytes)."""
+    records = [
+        (new_id(), type_, customer_id, orjson.Fragment(data)) for type_, customer_id, data in batch
+    ]
+    if records:
+        await conn.copy_records_to_table(events.name, records=records, columns=_COPIED)
 
 
 FEED = Keyset("feed", [events.c.tx_id, events.c.seq], descending=False)
