@@ -259,11 +259,10 @@ def analytics_refresh_rules() -> None:
         assert done is not None  # a zero age is always due
         return done
 
-    for level in _run_job(refresh):
-        typer.echo(
-            f"{level.level.value}: {level.rules} rules over {level.baskets} baskets "
-            f"in {level.seconds:.1f} s"
-        )
+    levels = _run_job(refresh)
+    for level in levels:
+        typer.echo(f"{level.level.value}: {level.rules} rules over {level.baskets} baskets")
+    typer.echo(f"both levels mined and stored in {levels[0].seconds:.1f} s")
 
 
 @app.command("export-openapi")

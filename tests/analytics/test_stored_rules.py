@@ -63,7 +63,9 @@ async def shop(api, new_customer):  # type: ignore[no-untyped-def]
 
 async def test_stored_rules_equal_the_live_computation(api, new_customer, database_url) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(7)
-    skus = [(f"sku-{k}", f"cat-{k % 3}") for k in range(12)]
+    # Every fourth SKU has no category: its baskets alone count at the SKU level only, so
+    # the two levels, mined together, count different baskets.
+    skus = [(f"sku-{k}", None if k % 4 == 3 else f"cat-{k % 3}") for k in range(12)]
     customers = [(await new_customer())["id"] for _ in range(4)]
     baskets = []
     for n in range(60):
@@ -71,7 +73,11 @@ async def test_stored_rules_equal_the_live_computation(api, new_customer, databa
         basket = set(rng.choices(skus, weights=[12 - k for k in range(12)], k=rng.randint(1, 4)))
         baskets.append(basket)
         await buy(api, customers[n % 4], sorted(basket), at=f"2026-02-{1 + n % 28:02d}T10:00:00Z")
-    await _refresh_by_cli(database_url)
+    assert any(all(category is None for _, category in basket) for basket in baskets)
+    lines = (await _refresh_by_cli(database_url)).splitlines()
+    categorised = sum(any(category for _, category in basket) for basket in baskets)
+    assert lines[0].startswith("sku:") and lines[0].endswith("over 60 baskets")
+    assert lines[1].startswith("category:") and lines[1].endswith(f"over {categorised} baskets")
     rules, items = await _stored(database_url)
 
     for level, column in (("sku", 0), ("category", 1)):
@@ -93,14 +99,18 @@ async def test_stored_rules_equal_the_live_computation(api, new_customer, databa
             for r in live.json()["rules"]
         }
         assert {(x, y): tuple(rest) for lv, x, y, *rest in rules if lv == level} == expected
-        # Popularity, independently: the share of the 60 baskets holding the item.
-        names = {sku[column] for basket in baskets for sku in basket}
-        share = {n: sum(any(s[column] == n for s in b) for b in baskets) / 60 for n in names}
+        # Popularity, independently: the share of the level's baskets holding the item.
+        at_level = [{s[column] for s in b} - {None} for b in baskets]
+        at_level = [items for items in at_level if items]
+        names = set().union(*at_level)
+        share = {n: sum(n in b for b in at_level) / len(at_level) for n in names}
         stored = {item: s for lv, item, _, s, _, _ in items if lv == level}
         assert stored == {n: pytest.approx(s) for n, s in share.items() if s >= 0.01}
     # Each SKU is stored with its category, each category with itself.
     assert {(item, tuple(c)) for lv, item, *_, c in items if lv == "sku"} == {
-        (sku, (category,)) for sku, category in skus if any((sku, category) in b for b in baskets)
+        (sku, () if category is None else (category,))
+        for sku, category in skus
+        if any((sku, category) in b for b in baskets)
     }
     assert all(c == [item] for lv, item, *_, c in items if lv == "category")
     # Running it again over the same purchases stores the same set.

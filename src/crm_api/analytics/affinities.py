@@ -101,6 +101,21 @@ def ratio(part: sa.ColumnElement[int], whole: sa.ColumnElement[int]) -> sa.Colum
     return sa.cast(part, sa.Float) / sa.cast(whole, sa.Float)
 
 
+# A line's item at each level.
+_ITEMS = {Level.SKU: ii.c.sku, Level.CATEGORY: ii.c.category}
+
+
+def _purchase_lines(*columns: sa.ColumnElement, where: list[sa.ColumnElement[bool]]) -> sa.Select:
+    """Per purchase (its customer, id as `basket`, occurred_at): ``columns`` aggregated over
+    its lines meeting ``where``."""
+    return (
+        sa.select(ii.c.customer_id, ii.c.interaction_id.label("basket"), i.c.occurred_at, *columns)
+        .join(i, sa.and_(i.c.customer_id == ii.c.customer_id, i.c.id == ii.c.interaction_id))
+        .where(i.c.type == "purchase", *where)
+        .group_by(ii.c.customer_id, ii.c.interaction_id, i.c.occurred_at)
+    )
+
+
 def baskets(
     *,
     since: sa.ColumnElement | None = None,
@@ -111,25 +126,42 @@ def baskets(
     """CTE (customer_id, basket, occurred_at, items): each purchase (of `customer` if given)
     with the distinct items of its lines at `level`. One row per basket keeps counting
     baskets and pairing items within them free of any join or DISTINCT over the lines."""
-    item = sa.case((Level.SKU.value == LEVEL, ii.c.sku), else_=ii.c.category)
-    window = []
+    item = sa.case((Level.SKU.value == LEVEL, _ITEMS[Level.SKU]), else_=_ITEMS[Level.CATEGORY])
+    window = [item.isnot(None)]
     if since is not None:
         window.append(sa.or_(since.is_(None), i.c.occurred_at >= since))
     if until is not None:
         window.append(sa.or_(until.is_(None), i.c.occurred_at < until))
     if customer is not None:
         window.append(ii.c.customer_id == customer)
+    items = sa.func.array_agg(sa.distinct(item)).label("items")
+    return _purchase_lines(items, where=window).cte(name)
+
+
+def baskets_at_every_level() -> sa.CTE:
+    """CTE (customer_id, basket, occurred_at, and per level a column named after it): each
+    purchase with the distinct items of its lines at each level, null where it has none
+    there. One pass over the lines for all levels; `at_level` takes one level's view."""
+    arrays = [
+        sa.func.array_agg(sa.distinct(column)).filter(column.isnot(None)).label(level.value)
+        for level, column in _ITEMS.items()
+    ]
+    return _purchase_lines(*arrays, where=[]).cte("all_baskets")
+
+
+def at_level(all_baskets: sa.CTE, level: Level) -> sa.CTE:
+    """A `baskets` CTE over `baskets_at_every_level`: the purchases with items at `level`."""
+    items = all_baskets.c[level.value]
     return (
         sa.select(
-            ii.c.customer_id,
-            ii.c.interaction_id.label("basket"),
-            i.c.occurred_at,
-            sa.func.array_agg(sa.distinct(item)).label("items"),
+            all_baskets.c.customer_id,
+            all_baskets.c.basket,
+            all_baskets.c.occurred_at,
+            items.label("items"),
         )
-        .join(i, sa.and_(i.c.customer_id == ii.c.customer_id, i.c.id == ii.c.interaction_id))
-        .where(i.c.type == "purchase", item.isnot(None), *window)
-        .group_by(ii.c.customer_id, ii.c.interaction_id, i.c.occurred_at)
-        .cte(name)
+        .where(items.isnot(None))
+        .cte(f"{level.value}_baskets")
+        .prefix_with("NOT MATERIALIZED")  # a filter over the one basket pass, not a copy
     )
 
 
@@ -143,7 +175,9 @@ class Counts:
     """The basket count of a `baskets` CTE, and each frequent item's count and first sale."""
 
     def __init__(self, basket_rows: sa.CTE) -> None:
-        totals = sa.select(sa.func.count().label("n")).select_from(basket_rows).cte("totals")
+        # CTEs named after the baskets', so that one statement can count several levels.
+        counted = sa.select(sa.func.count().label("n")).select_from(basket_rows)
+        totals = counted.cte(f"{basket_rows.name}_totals")
         self.total = sa.select(totals.c.n).scalar_subquery()
         item = items_of(basket_rows)
         self.frequent = (
@@ -156,7 +190,7 @@ class Counts:
             .join(item, sa.true())
             .group_by(item.c.item)
             .having(ratio(sa.func.count(), self.total) >= MIN_SUPPORT)
-            .cte("frequent")
+            .cte(f"{basket_rows.name}_frequent")
         )
 
 
@@ -183,17 +217,23 @@ def rules(basket_rows: sa.CTE, counts: Counts, antecedents: sa.Select | None = N
         .select_from(basket_rows)
         .join(a, sa.true())
         .join(b, b.c.item > a.c.item)
-        .where(a.c.item.in_(frequent), b.c.item.in_(frequent), *involved)
+        .where(
+            # A basket of one item makes no pair: not unnested.
+            sa.func.cardinality(basket_rows.c["items"]) > 1,
+            a.c.item.in_(frequent),
+            b.c.item.in_(frequent),
+            *involved,
+        )
         .group_by(a.c.item, b.c.item)
         .having(ratio(sa.func.count(), counts.total) >= MIN_SUPPORT)
-        .cte("pairs")
+        .cte(f"{basket_rows.name}_pairs")
     )
     directed = sa.union_all(
         sa.select(pairs.c.a.label("x"), pairs.c.b.label("y"), pairs.c.both),
         sa.select(pairs.c.b, pairs.c.a, pairs.c.both),
     ).subquery("directed")
-    fx = counts.frequent.alias("fx")
-    fy = counts.frequent.alias("fy")
+    fx = counts.frequent.alias(f"{basket_rows.name}_fx")
+    fy = counts.frequent.alias(f"{basket_rows.name}_fy")
     both = directed.c.both
     restricted = [] if antecedents is None else [directed.c.x.in_(antecedents)]
     return (

@@ -47,6 +47,7 @@ recommendation_refreshes = sa.Table(
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("baskets", sa.Integer, nullable=False),
     sa.Column("rules", sa.Integer, nullable=False),
+    # Of the whole refresh that stored the level: the levels are mined together.
     sa.Column("seconds", sa.Double, nullable=False),
     sa.CheckConstraint(LEVELS, name="level"),
 )

@@ -3,8 +3,9 @@
 Mining the rules reads every purchase (seconds at millions of them), so it runs here, off
 the request path: the worker every `recommendation_refresh_seconds`, `crm-api analytics
 refresh-rules` on demand, and a recommendation asked before any refresh once. One
-set-based statement per level (affinities.py's SQL) writes each level's rules with
-support >= `STORED_MIN_SUPPORT` and its items in at least that share of baskets.
+set-based statement (affinities.py's SQL) mines every level from one pass over the
+purchases' lines; each level's rules with support >= `STORED_MIN_SUPPORT` and its items in
+at least that share of baskets are stored.
 
 The old set is deleted and the new one written in one transaction, so readers see the
 previous set until the commit and never a half-written one. An advisory lock lets one
@@ -24,7 +25,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from crm_api.analytics.affinities import LEVEL, Counts, Level, baskets, ratio, rules
+from crm_api.analytics.affinities import (
+    LEVEL,
+    Counts,
+    Level,
+    at_level,
+    baskets_at_every_level,
+    ratio,
+    rules,
+)
 from crm_api.analytics.models import item_popularity as P
 from crm_api.analytics.models import recommendation_refreshes as R
 from crm_api.analytics.models import recommendation_rules as RR
@@ -45,7 +54,7 @@ class Refreshed:
     computed_at: datetime
     baskets: int
     rules: int
-    seconds: float
+    seconds: float  # of the whole refresh: the levels are mined together
 
 
 def _as_json(rows: sa.Subquery) -> sa.ColumnElement:
@@ -53,43 +62,34 @@ def _as_json(rows: sa.Subquery) -> sa.ColumnElement:
     return sa.func.coalesce(listed.scalar_subquery(), sa.text("'[]'::jsonb"))
 
 
-def _mining() -> Compiled:
-    """One level's basket count, frequent items (with their categories) and rules, as JSON.
-
-    Read-only on purpose: PostgreSQL runs a plain SELECT's scans and joins in parallel, an
-    INSERT ... SELECT never; the few hundred rows found are inserted by `_STORING`.
-    """
-    purchases = baskets()
+def _mined(all_baskets: sa.CTE, level: Level) -> list[sa.ColumnElement]:
+    """One level's basket count, frequent items (with their categories) and rules, as JSON:
+    columns `<level>_baskets`, `<level>_items` and `<level>_rules`."""
+    purchases = at_level(all_baskets, level)
     counts = Counts(purchases)
     frequent = counts.frequent
-    # A SKU's categories (any of its lines') let avoided categories be left out per SKU.
-    sku_category = (
-        sa.select(ii.c.sku, ii.c.category)
-        .distinct()
-        .where(
-            Level.SKU.value == LEVEL,
-            ii.c.category.isnot(None),
-            ii.c.sku.in_(sa.select(frequent.c.item)),
+    if level is Level.SKU:
+        # A SKU's categories (any of its lines') let avoided categories be left out per SKU.
+        sku_category = (
+            sa.select(ii.c.sku, ii.c.category)
+            .distinct()
+            .where(ii.c.category.isnot(None), ii.c.sku.in_(sa.select(frequent.c.item)))
+            .subquery("sku_category")
         )
-        .subquery("sku_category")
-    )
-    sku_categories = (
-        sa.select(
-            sku_category.c.sku,
-            sa.func.array_agg(sku_category.c.category)
-            .aggregate_order_by(sku_category.c.category)
-            .label("categories"),
+        sku_categories = (
+            sa.select(
+                sku_category.c.sku,
+                sa.func.array_agg(sku_category.c.category)
+                .aggregate_order_by(sku_category.c.category)
+                .label("categories"),
+            )
+            .group_by(sku_category.c.sku)
+            .cte("sku_categories")
         )
-        .group_by(sku_category.c.sku)
-        .cte("sku_categories")
-    )
-    categories = sa.case(
-        (
-            Level.SKU.value == LEVEL,
-            sa.func.coalesce(sku_categories.c.categories, sa.text("'{}'::text[]")),
-        ),
-        else_=array([frequent.c.item], type_=sa.Text),
-    )
+        categories = sa.func.coalesce(sku_categories.c.categories, sa.text("'{}'::text[]"))
+        source = frequent.outerjoin(sku_categories, sku_categories.c.sku == frequent.c.item)
+    else:
+        categories, source = array([frequent.c.item], type_=sa.Text), frequent
     items = (
         sa.select(
             frequent.c.item,
@@ -98,17 +98,25 @@ def _mining() -> Compiled:
             frequent.c.first_sold,
             categories.label("categories"),
         )
-        .select_from(frequent.outerjoin(sku_categories, sku_categories.c.sku == frequent.c.item))
-        .subquery("items")
+        .select_from(source)
+        .subquery(f"{level.value}_items")
     )
-    found = rules(purchases, counts).subquery("found")
-    return Compiled.of(
-        sa.select(
-            counts.total.label("baskets"),
-            _as_json(items).label("items"),
-            _as_json(found).label("rules"),
-        )
-    )
+    found = rules(purchases, counts).subquery(f"{level.value}_rules")
+    return [
+        counts.total.label(f"{level.value}_baskets"),
+        _as_json(items).label(f"{level.value}_items"),
+        _as_json(found).label(f"{level.value}_rules"),
+    ]
+
+
+def _mining() -> Compiled:
+    """Every level's `_mined` columns, from one pass over the purchases' lines.
+
+    Read-only on purpose: PostgreSQL runs a plain SELECT's scans and joins in parallel, an
+    INSERT ... SELECT never; the few hundred rows found are inserted by `_STORING`.
+    """
+    all_baskets = baskets_at_every_level()
+    return Compiled.of(sa.select(*(c for level in Level for c in _mined(all_baskets, level))))
 
 
 def _storing() -> Compiled:
@@ -160,28 +168,30 @@ async def _store(conn: Connection) -> list[Refreshed]:
     # Off the request path, one at a time: no timeout, and room to group millions of lines
     # in memory instead of spilling sorts to disk.
     await conn.execute("SET LOCAL statement_timeout = 0; SET LOCAL work_mem = '256MB'")
+    started = time.perf_counter()
     for clearing in _CLEARING:
         await clearing.execute(conn)
+    mined = await _MINING.fetchrow(conn, min_support=STORED_MIN_SUPPORT)
+    assert mined is not None
+    for level in Level:
+        items, found = mined[f"{level.value}_items"], mined[f"{level.value}_rules"]
+        await _STORING.execute(conn, level=level.value, items=items, rules=found)
+    seconds = time.perf_counter() - started
     done = []
     for level in Level:
-        started = time.perf_counter()
-        row = await _MINING.fetchrow(conn, level=level.value, min_support=STORED_MIN_SUPPORT)
-        assert row is not None
-        await _STORING.execute(conn, level=level.value, items=row["items"], rules=row["rules"])
-        rules_stored = len(row["rules"])
-        seconds = time.perf_counter() - started
+        baskets, rules_stored = mined[f"{level.value}_baskets"], len(mined[f"{level.value}_rules"])
         computed_at = await _RECORDING.fetchval(
-            conn, level=level.value, baskets=row["baskets"], rules=rules_stored, seconds=seconds
+            conn, level=level.value, baskets=baskets, rules=rules_stored, seconds=seconds
         )
-        done.append(Refreshed(level, computed_at, row["baskets"], rules_stored, seconds))
+        done.append(Refreshed(level, computed_at, baskets, rules_stored, seconds))
         log.info(
-            "recommendation rules (%s): %d rules, %d items over %d baskets in %.1f s",
+            "recommendation rules (%s): %d rules, %d items over %d baskets",
             level.value,
             rules_stored,
-            len(row["items"]),
-            row["baskets"],
-            seconds,
+            len(mined[f"{level.value}_items"]),
+            baskets,
         )
+    log.info("recommendation rules refreshed in %.1f s", seconds)
     return done
 
 

@@ -103,4 +103,5 @@ interaction_items = sa.Table(
     sa.CheckConstraint("unit_price >= 0", name="unit_price_non_negative"),
     sa.CheckConstraint("unit_cost >= 0", name="unit_cost_non_negative"),
 )
-sa.Index("ix_interaction_items_sku", interaction_items.c.sku)
+# By SKU, and a SKU's categories read from the index alone (the recommendation rules' refresh).
+sa.Index("ix_interaction_items_sku_category", interaction_items.c.sku, interaction_items.c.category)
