@@ -113,6 +113,10 @@ async def import_customers(
     writes the one before, so that validation (this process's CPU) and writing (the
     database's) overlap."""
     report = ndjson.ImportReport()
+    # Each batch looks up to 2,000 keys of each kind. The planner prices that many index
+    # probes above one pass over the table, but the pass grows with the table: at 100k
+    # customers it took 109 ms a batch where the probes took 11. For this transaction only.
+    await conn.execute("SET LOCAL enable_seqscan = off")
     writing: asyncio.Task[None] | None = None
     try:
         async for batch in _batches(_parse(body, report)):
