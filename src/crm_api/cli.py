@@ -127,6 +127,7 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        timeout_keep_alive=settings.keep_alive_seconds,
         timeout_graceful_shutdown=20,
     )
 

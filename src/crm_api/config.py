@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a client may take to send a request body before a 408.",
     )
+    # Longer than clients and proxies keep idle connections (httpx 5 s, load balancers
+    # 60 s): a server closing first races the client's next request on that connection,
+    # which then fails without an answer.
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        description="How long an idle HTTP keep-alive connection is kept open.",
+    )
     api_key_cache_seconds: float = Field(
         default=10.0,
         ge=0,
