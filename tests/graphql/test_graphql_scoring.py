@@ -70,3 +70,20 @@ async def test_an_unknown_scorer_is_a_validation_error_naming_it(gql_error):
         START, {"input": {"scorer": "crystal_ball"}}, code="validation-error"
     )
     assert error["extensions"]["errors"][0]["field"] == "scorer"
+
+
+async def test_a_scorer_filter_postgresql_cannot_hold_is_refused_on_both_transports(
+    api, gql_error
+) -> None:
+    rest = await api.get("/v1/scoring/runs", params={"scorer": "rfm\x00"})
+    assert rest.status_code == 422, rest.text
+    assert rest.headers["content-type"] == "application/problem+json"
+    [field] = rest.json()["errors"]
+    assert (field["field"], field["location"]) == ("scorer", "query")
+    assert "NUL" in field["message"]
+
+    error, _ = await gql_error(
+        'query { scoringRuns(scorer: "rfm\\u0000") { edges { node { id } } } }',
+        code="validation-error",
+    )
+    assert [e["field"] for e in error["extensions"]["errors"]] == ["scorer"]
