@@ -179,6 +179,11 @@ async def test_deliveries_are_listed_newest_first_with_filters(
         "customer.created",
     ]
     assert_problem(await api.get(url, params={"status": "lost"}), 422, "validation-error")
+    # Text PostgreSQL cannot hold is refused by name, not sent to the database.
+    problem = assert_problem(
+        await api.get(url, params={"event_type": "customer.\x00"}), 422, "validation-error"
+    )
+    assert [e["field"] for e in problem["errors"]] == ["event_type"]
 
 
 async def test_disabling_fails_what_is_queued_and_enabling_starts_afresh(

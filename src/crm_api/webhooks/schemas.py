@@ -7,7 +7,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from crm_api.core.types import PastDatetime, ShortText, Timestamp
+from crm_api.core.types import Label, PastDatetime, ShortText, Timestamp
 from crm_api.events.schemas import EventType
 
 _PATTERN = re.compile(r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$")
@@ -132,7 +132,7 @@ class DeliveryFilters(BaseModel):
     """Delivery list filters, shared by REST (as query parameters) and GraphQL."""
 
     status: DeliveryStatus | None = None
-    event_type: Annotated[str, StringConstraints(max_length=64)] | None = None
+    event_type: Label | None = None
     since: Timestamp | None = Field(default=None, description="Created at or after.")
 
 
