@@ -141,10 +141,11 @@ class ScoringQueries:
         self, info: Info, first: int = 50, after: str | None = None, scorer: str | None = None
     ) -> relay.Connection[ScoringRun]:
         limit = page_size(first)
+        filters = validated(schemas.RunFilters, {"scorer": scorer})
         with after_argument():
             async with info.context.db.connection() as conn:
                 page, next_cursor = await service.list_runs(
-                    conn, scorer=scorer, cursor=after, limit=limit
+                    conn, filters, cursor=after, limit=limit
                 )
         return connection(
             page,

@@ -19,6 +19,7 @@ from crm_api.scoring.schemas import (
     LifetimeValue,
     Run,
     RunCreate,
+    RunFilters,
     ScorerInfo,
 )
 
@@ -53,14 +54,12 @@ async def scoring_start(body: RunCreate, uow: Writing) -> Response:
 async def scoring_runs(
     principal: Reader,
     request: Request,
-    scorer: Annotated[str | None, Query(max_length=64)] = None,
+    filters: Annotated[RunFilters, Query()],
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[Run]:
     """Runs, newest first."""
-    data, next_cursor = await service.list_runs(
-        reads(request), scorer=scorer, cursor=cursor, limit=limit
-    )
+    data, next_cursor = await service.list_runs(reads(request), filters, cursor=cursor, limit=limit)
     return Page[Run](data=data, next_cursor=next_cursor, has_more=next_cursor is not None)
 
 

@@ -2,11 +2,11 @@
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from crm_api.core.types import CurrencyCode, JsonObject
+from crm_api.core.types import CurrencyCode, JsonObject, storable
 from crm_api.scoring.protocol import ScorerKind, TimeUnit
 
 RunStatus = Literal["queued", "running", "succeeded", "failed"]
@@ -35,6 +35,12 @@ class RunCreate(BaseModel):
         default=None,
         description="Only purchases in this currency count; default the most used one.",
     )
+
+
+class RunFilters(BaseModel):
+    """Run list filters, shared by REST (as query parameters) and GraphQL."""
+
+    scorer: Annotated[str, StringConstraints(max_length=64), AfterValidator(storable)] | None = None
 
 
 class Run(BaseModel):

@@ -16,7 +16,6 @@ from crm_api.core.db import Compiled, Connection, Queryable
 from crm_api.core.errors import FieldError, NotFound, ValidationFailed, field_errors
 from crm_api.core.ids import new_id
 from crm_api.core.pagination import Keyset
-from crm_api.core.types import storable
 from crm_api.customers import service as customers
 from crm_api.scoring import registry
 from crm_api.scoring.models import customer_scores as s
@@ -28,6 +27,7 @@ from crm_api.scoring.schemas import (
     LifetimeValue,
     Run,
     RunCreate,
+    RunFilters,
     ScorerInfo,
 )
 
@@ -112,15 +112,11 @@ async def get_run(conn: Queryable, run_id: uuid.UUID) -> Run:
 
 
 async def list_runs(
-    conn: Queryable, *, scorer: str | None, cursor: str | None, limit: int
+    conn: Queryable, filters: RunFilters, *, cursor: str | None, limit: int
 ) -> tuple[list[Run], str | None]:
     query = sa.select(r)
-    if scorer is not None:
-        try:
-            storable(scorer)  # text PostgreSQL refuses would fail the query, not match nothing
-        except ValueError as exc:
-            raise ValidationFailed.for_field("scorer", str(exc), location="query") from None
-        query = query.where(r.c.scorer == scorer)
+    if filters.scorer is not None:
+        query = query.where(r.c.scorer == filters.scorer)
     rows = await db.fetch(conn, RUNS.apply(query, cursor, limit))
     page, next_cursor = RUNS.cut(rows, limit, lambda row: (row["created_at"], row["id"]))
     return [present(row) for row in page], next_cursor
