@@ -23,6 +23,7 @@ from crm_api.core.metrics import router as metrics_router
 from crm_api.core.middleware import BodyLimit, RequestContext
 from crm_api.core.ops import router as ops_router
 from crm_api.core.ratelimit import RATE_LIMIT_HEADERS, RateLimiter, shared_buckets
+from crm_api.core.route_index import index_routes
 from crm_api.core.uow import IdempotentReplay, replay_stored
 from crm_api.customers.router import router as customers_router
 from crm_api.events.live import LiveEvents
@@ -129,6 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         generate_unique_id_function=openapi.operation_id,
+        # Tracing is ours (core.tracing, with CRM_OTEL_ENDPOINT); FastAPI's own would look
+        # up OpenTelemetry's global providers on every request (~4% of a cached GET).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     errors.install(app)
@@ -166,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs.install(app)
     webhook_catalog.document(app)
     openapi.install(app, description=DESCRIPTION)
+    index_routes(app.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -6,9 +6,9 @@ response, exposes it to logs and problem bodies, and writes one access log line.
 
 import asyncio
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,7 +31,10 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
-        rid = given.decode() if given is not None and _SANE_ID.match(given) else uuid.uuid4().hex
+        if given is not None and _SANE_ID.match(given):
+            rid = given.decode()
+        else:  # 128 random bits as 32 hex digits, like uuid4().hex at a fifth of its cost
+            rid = os.urandom(16).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = rid
         token = request_id.set(rid)
