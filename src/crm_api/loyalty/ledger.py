@@ -208,6 +208,12 @@ def locking(*where: sa.ColumnElement[bool], claim: int | None = None) -> Compile
     return Compiled.of(statement.limit(claim).with_for_update(of=A, skip_locked=True))
 
 
+# The ledger's statements take NULLs and empty arrays for what a write does not touch
+# (no Idempotency-Key, no lot taken, no new lot). A custom plan folds those away and so
+# always looks cheaper than the generic one, and PostgreSQL planned the lock and the
+# append afresh on every execution, which cost more than running them: at 32 clients
+# over 2,000 accounts a write took 1.7 ms of server CPU, and 1.2 ms on generic plans.
+_GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 _LOCK_BY_ID = locking(A.c.id == sa.bindparam("account_id", type_=sa.Uuid))
 _LOCK_BY_KEYS = locking(
     A.c.customer_id == sa.bindparam("customer_id", type_=sa.Uuid),
@@ -227,6 +233,7 @@ async def lock(
 ) -> Account | None:
     """Lock an account (by id, or by customer and programme) for the transaction."""
     params = {"now": now, "actor": actor, "key": key}
+    await conn.execute(_GENERIC_PLANS)
     if account_id is not None:
         row = await _LOCK_BY_ID.fetchrow(conn, account_id=account_id, **params)
     else:
