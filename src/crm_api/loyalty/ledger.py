@@ -384,9 +384,19 @@ def _append_statement(*, planned: bool) -> Compiled:
         ["customer_id", "entry_id", "lot_entry_id", "points"],
         sa.select(customer, entry_id, changes.c.lot, changes.c.points).where(enough),
     )
+    # The lots are looked up by the ids of the changed ones: joined to the changes alone,
+    # the plan read every lot the customer ever earned (3.2 ms at 12,000 lots).
+    changed_ids = sa.cast(
+        sa.select(sa.func.array_agg(changes.c.lot)).scalar_subquery(), ARRAY(sa.Uuid)
+    )  # cast: an array value for ANY, where a bare subquery would be compared row by row
     lots = (
         sa.update(L)
-        .where(L.c.customer_id == customer, L.c.entry_id == changes.c.lot, enough)
+        .where(
+            L.c.customer_id == customer,
+            L.c.entry_id == sa.any_(changed_ids),
+            L.c.entry_id == changes.c.lot,
+            enough,
+        )
         .values(remaining=L.c.remaining - changes.c.points)
     )
     new_points = sa.bindparam("new_lot_points", type_=sa.BigInteger)

@@ -224,10 +224,19 @@ loyalty_lots = sa.Table(
     sa.CheckConstraint("points > 0", name="points_positive"),
     sa.CheckConstraint("remaining BETWEEN 0 AND points", name="remaining_within_points"),
 )
+# Lots that can fall due: those with points left and an expiry date (a programme
+# without expiry writes to neither index). The first serves the expiry job across all
+# accounts; the second tells a write whether its account has lots due, in one probe
+# however many lots the account holds (the account's lots in spending order took a
+# scan of them all: 3.3 ms at 9,700 lots).
+_can_fall_due = sa.and_(loyalty_lots.c.has_points, loyalty_lots.c.expires_at.is_not(None))
+sa.Index("ix_loyalty_lots_due", loyalty_lots.c.expires_at, postgresql_where=_can_fall_due)
 sa.Index(
-    "ix_loyalty_lots_due",
+    "ix_loyalty_lots_account_due",
+    loyalty_lots.c.customer_id,
+    loyalty_lots.c.account_id,
     loyalty_lots.c.expires_at,
-    postgresql_where=loyalty_lots.c.has_points,
+    postgresql_where=_can_fall_due,
 )
 # Spending order, over the lots with points left only: spent ones drop out of it.
 sa.Index(
