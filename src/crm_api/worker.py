@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 
-from crm_api.analytics import stored_rules
+from crm_api.analytics import daily_totals, stored_rules
 from crm_api.config import Settings
 from crm_api.core import idempotency
 from crm_api.core.db import Database
@@ -78,6 +78,7 @@ SCHEDULED = (
     ("loyalty expiry", loyalty_jobs.expire_due),
     ("loyalty re-tiering", loyalty_jobs.retier_due),
     ("lifecycle rules", lifecycle_rules.apply_due),
+    ("daily totals", daily_totals.roll_due),
     # Due once the stored set is older than the setting; an advisory lock, not SKIP LOCKED.
     ("recommendation rules", stored_rules.refresh_due),
 )

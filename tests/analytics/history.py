@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 import asyncpg
 import httpx
 
+from crm_api.analytics import daily_totals
+
 
 @dataclass
 class History:
@@ -61,6 +63,14 @@ class History:
 
     async def feedback(self, customer_id: str, days_ago: float, nps: int, csat: int) -> None:
         await self.record(customer_id, "feedback", self.ago(days_ago), nps=nps, csat=csat)
+
+    async def roll(self) -> None:
+        """What the worker does on its schedule: the daily totals take in what was written."""
+        await daily_totals.roll(self.sql)
+
+    async def delete(self, customer_id: str) -> None:
+        response = await self.api.delete(f"/v1/customers/{customer_id}")
+        assert response.status_code == 204, response.text
 
     async def moved(self, customer_id: str, to_stage: str, days_ago: float) -> None:
         await self.sql.execute(

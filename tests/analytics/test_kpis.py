@@ -52,8 +52,11 @@ async def _hand_built(history: History) -> dict[str, str]:
     return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f}
 
 
-async def test_kpis_of_a_hand_built_history(history: History) -> None:
+@pytest.mark.parametrize("rolled", [False, True], ids=["interactions", "daily-totals"])
+async def test_kpis_of_a_hand_built_history(history: History, rolled: bool) -> None:
     await _hand_built(history)
+    if rolled:  # the period starts and ends mid-day: its edges are read raw
+        await history.roll()
     k = await _kpis(history)
     assert k["currency"] == "EUR"
     assert k["new_customers"] == 3  # d, e, f
@@ -155,11 +158,18 @@ def _rounded(numerator: int, denominator: int) -> int | None:
     return int((Decimal(numerator) / denominator).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-async def test_kpis_match_an_independent_computation(history: History) -> None:
+# Rolled up after: never (the interactions alone), every customer, half of them (the rest
+# read raw beside the daily totals).
+@pytest.mark.parametrize("roll_after", [None, 30, 15])
+async def test_kpis_match_an_independent_computation(
+    history: History, roll_after: int | None
+) -> None:
     rng = random.Random(7)
     start_days, rows = 30, []  # rows: (customer, kind, days_ago, amount or (nps, csat))
     customers = {}
-    for _ in range(30):
+    for n in range(30):
+        if n == roll_after:
+            await history.roll()
         created = rng.choice([0, 10, 45, 90])
         cost = rng.choice([None, 500, 1200])
         fields = {"acquisition": {"cost": cost, "currency": "EUR"}} if cost else {}
@@ -178,6 +188,13 @@ async def test_kpis_match_an_independent_computation(history: History) -> None:
             days = rng.uniform(0.5, 60)
             await history.feedback(cid, days, *answer)
             rows.append((cid, "feedback", days, answer))
+    if roll_after == 30:
+        await history.roll()
+    # A deleted customer leaves every figure, rolled up or not: the first with purchases.
+    gone = next(r[0] for r in rows if r[1] == "purchase")
+    await history.delete(gone)
+    del customers[gone]
+    rows = [r for r in rows if r[0] != gone]
     clv = {cid: rng.uniform(0, 300) for cid in customers if rng.random() < 0.6}
     await history.clv_run(clv)
 

@@ -51,3 +51,35 @@ recommendation_refreshes = sa.Table(
     sa.Column("seconds", sa.Double, nullable=False),
     sa.CheckConstraint(LEVELS, name="level"),
 )
+
+# Per day (UTC) and currency, the sums of the interactions the KPIs add up, so a KPI call
+# reads a few thousand rows instead of the whole history (analytics/daily_totals.py).
+# Rolled up in the background from the interactions' writing transactions; rows of
+# feedback without money carry a null currency.
+DAILY_COUNTS = ("facts", "orders", "nps_answers", "promoters", "detractors", "csat_answers",
+                "satisfied")  # fmt: skip
+DAILY_SUMS = ("sales", "refunds", "cogs", "covered", "service_cost")
+interaction_daily_totals = sa.Table(
+    "interaction_daily_totals",
+    metadata,
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("currency", sa.CHAR(3)),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in DAILY_COUNTS),
+    *(sa.Column(name, sa.Numeric, nullable=False) for name in DAILY_SUMS),
+)
+# A day's row per currency, null included (inserts name this key on conflict).
+DAILY_KEY = (
+    interaction_daily_totals.c.day,
+    sa.func.coalesce(interaction_daily_totals.c.currency, sa.literal_column("''")),
+)
+sa.Index("uq_interaction_daily_totals_day_currency", *DAILY_KEY, unique=True)
+
+# How far each rollup has read: every interaction whose transaction id is below
+# `rolled_before` is in it (and, from the first roll on, those written before ids were kept).
+rollup_watermarks = sa.Table(
+    "rollup_watermarks",
+    metadata,
+    sa.Column("rollup", sa.Text, primary_key=True),
+    sa.Column("rolled_before", sa.BigInteger, nullable=False),
+    sa.Column("rolled_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -38,6 +38,12 @@ interactions = sa.Table(
     # times the share of the items' value (quantity x unit_price) that carries a cost.
     sa.Column("items_cost", sa.Numeric),
     sa.Column("costed_amount", sa.Numeric),
+    # The writing transaction, as the outbox's events carry it: the daily totals
+    # (analytics/daily_totals.py) roll up rows by it. Null on rows written before it was
+    # kept; the first roll takes those.
+    sa.Column(
+        "tx_id", sa.BigInteger, server_default=sa.text("(pg_current_xact_id()::text::bigint)")
+    ),
     sa.CheckConstraint(
         "(currency IS NULL) = (amount IS NULL AND service_cost IS NULL)", name="money"
     ),
@@ -60,6 +66,11 @@ sa.Index(
 )
 sa.Index("ix_interactions_occurred_at_id", interactions.c.occurred_at, interactions.c.id)
 sa.Index("ix_interactions_id", interactions.c.id)
+sa.Index(
+    "ix_interactions_tx_id",
+    interactions.c.tx_id,
+    postgresql_where=interactions.c.tx_id.isnot(None),
+)
 # The sentiment trend reads scored interactions only, by time.
 sa.Index(
     "ix_interactions_sentiment",

@@ -1,0 +1,83 @@
+"""The daily totals behind the KPIs: rolled up while interactions are written, each
+interaction is in them once, whatever runs at the same time."""
+
+import asyncio
+import random
+
+import asyncpg
+
+from analytics.history import History
+from crm_api.analytics import daily_totals
+from crm_api.core.db import asyncpg_dsn
+
+_FIGURES = (
+    "facts, orders, nps_answers, promoters, detractors, csat_answers, satisfied, sales, refunds"
+)
+# Per UTC day and currency, the same sums written out over the interactions themselves.
+_BY_HAND = """
+SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, currency,
+       count(*) AS facts,
+       count(*) FILTER (WHERE type = 'purchase') AS orders,
+       count(nps) AS nps_answers,
+       count(*) FILTER (WHERE nps >= 9) AS promoters,
+       count(*) FILTER (WHERE nps <= 6) AS detractors,
+       count(csat) AS csat_answers,
+       count(*) FILTER (WHERE csat >= 4) AS satisfied,
+       coalesce(sum(amount) FILTER (WHERE type = 'purchase'), 0) AS sales,
+       coalesce(sum(amount) FILTER (WHERE type = 'refund'), 0) AS refunds
+FROM interactions
+WHERE currency IS NOT NULL OR nps IS NOT NULL OR csat IS NOT NULL
+GROUP BY 1, 2
+"""
+
+
+async def _rows(sql: asyncpg.Connection, query: str) -> set[tuple]:
+    return {tuple(r) for r in await sql.fetch(query)}
+
+
+async def test_rolls_beside_writes_count_each_interaction_once(
+    history: History, database_url: str
+) -> None:
+    rng = random.Random(11)
+    customers = [await history.customer() for _ in range(6)]
+
+    async def write(count: int) -> None:
+        for _ in range(count):
+            who, days_ago = rng.choice(customers), rng.uniform(0, 3)
+            match rng.choice(["purchase", "refund", "feedback", "email"]):
+                case "purchase":
+                    await history.buy(
+                        who, days_ago, rng.randint(100, 9000), rng.choice(["EUR", "USD"])
+                    )
+                case "refund":
+                    await history.refund(who, days_ago, rng.randint(100, 900))
+                case "feedback":
+                    await history.feedback(who, days_ago, rng.randint(0, 10), rng.randint(1, 5))
+                case _:
+                    await history.record(who, "email", history.ago(days_ago))
+
+    await write(10)
+    # Rows written before interactions carried their transaction: the first roll takes them.
+    await history.sql.execute("UPDATE interactions SET tx_id = NULL")
+    rollers = [await asyncpg.connect(asyncpg_dsn(database_url)) for _ in range(3)]
+
+    async def rolls(conn: asyncpg.Connection) -> None:
+        for _ in range(6):
+            await daily_totals.roll(conn)
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.gather(write(40), *(rolls(conn) for conn in rollers))
+    finally:
+        for conn in rollers:
+            await conn.close()
+    await history.roll()
+
+    stored = await _rows(
+        history.sql, f"SELECT day, currency, {_FIGURES} FROM interaction_daily_totals"
+    )
+    assert stored == await _rows(history.sql, _BY_HAND)
+    assert await daily_totals.roll(history.sql) == 0  # nothing new, nothing added twice
+    assert stored == await _rows(
+        history.sql, f"SELECT day, currency, {_FIGURES} FROM interaction_daily_totals"
+    )
