@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from crm_api import migrate as migrations
 from crm_api import worker as background
-from crm_api.analytics import stored_rules
+from crm_api.analytics import daily_totals, stored_rules
 from crm_api.api_keys import service as api_keys
 from crm_api.api_keys.schemas import ApiKeyCreate
 from crm_api.app import create_app
@@ -264,6 +264,13 @@ def analytics_refresh_rules() -> None:
     for level in levels:
         typer.echo(f"{level.level.value}: {level.rules} rules over {level.baskets} baskets")
     typer.echo(f"both levels mined and stored in {levels[0].seconds:.1f} s")
+
+
+@analytics_app.command("roll-totals")
+def analytics_roll_totals() -> None:
+    """Roll what was written since the last roll up into the KPIs' daily totals now (the
+    worker does so on its schedule), e.g. after loading history straight into the tables."""
+    typer.echo(f"updated {_run_job(daily_totals.roll_due)} day(s) and currency(ies)")
 
 
 @app.command("export-openapi")

@@ -140,7 +140,7 @@ class Settings(BaseSettings):
         le=86_400,
         description=(
             "How often the worker runs its periodic jobs: loyalty expiry and re-tiering, "
-            "automatic lifecycle transitions."
+            "automatic lifecycle transitions, the roll-up of the KPIs' daily totals."
         ),
     )
     recommendation_refresh_seconds: float = Field(

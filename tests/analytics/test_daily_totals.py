@@ -2,7 +2,11 @@
 interaction is in them once, whatever runs at the same time."""
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import asyncpg
 
@@ -81,3 +85,29 @@ async def test_rolls_beside_writes_count_each_interaction_once(
     assert stored == await _rows(
         history.sql, f"SELECT day, currency, {_FIGURES} FROM interaction_daily_totals"
     )
+
+
+async def test_the_cli_rolls_up_what_was_loaded_behind_the_api(
+    history: History, database_url: str
+) -> None:
+    who = await history.customer(40)
+    await history.buy(who, 20, 2500)
+    await history.feedback(who, 2, 10, 5)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env |= {"CRM_DATABASE_URL": database_url, "CRM_LOG_LEVEL": "WARNING"}
+    script = str(Path(sys.executable).parent / "crm-api")
+
+    def roll() -> str:
+        done = subprocess.run(
+            [script, "analytics", "roll-totals"], env=env, capture_output=True, text=True,
+            timeout=120, check=True,
+        )  # fmt: skip
+        return done.stdout
+
+    # Two days: the purchase's in EUR, the feedback's without a currency.
+    assert "updated 2 day(s) and currency(ies)" in await asyncio.to_thread(roll)
+    assert "updated 0 day(s)" in await asyncio.to_thread(roll)
+    stored = await _rows(
+        history.sql, f"SELECT day, currency, {_FIGURES} FROM interaction_daily_totals"
+    )
+    assert stored == await _rows(history.sql, _BY_HAND)
