@@ -63,7 +63,8 @@ the server's default), as a token bucket refilled continuously. Every authentica
 REST and GraphQL, carries `RateLimit-Limit` (requests per minute), `RateLimit-Remaining`
 (requests the key may make now) and `RateLimit-Reset` (seconds until the bucket is full
 again); past the limit the answer is a 429 `rate-limited` problem with `Retry-After` (seconds
-until the next request is admitted).
+until the next request is admitted). A GraphQL subscription started over a websocket takes
+one request from the same bucket; past the limit it ends at once with a `rate-limited` error.
 """
 
 

@@ -329,6 +329,24 @@ async def test_browsers_subscribe_from_the_origins_cors_admits(database_url, adm
     assert refused.value.response.status_code == 403
 
 
+async def test_each_subscription_takes_a_request_from_the_keys_rate_limit(database_url, admin_key):
+    with serve(create_app(settings_for(database_url, rate_limit_per_minute=6000))) as url:
+        async with httpx.AsyncClient(base_url=url, headers=bearer(admin_key)) as http:
+            tight = {"name": "tight", "scopes": ["events:read"], "rate_limit_per_minute": 2}
+            key = (await http.post("/v1/api-keys", json=tight)).json()["key"]
+            async with socket(url, {"authorization": f"Bearer {key}"}) as ws:
+                for id in ("1", "2", "3"):
+                    await ws.subscribe(id=id)
+                error = await ws.error("3")  # the first two are admitted and stream
+                assert await ws.silent()
+            # One bucket for the key, whatever carries its requests.
+            refused = await http.get("/v1/events", headers=bearer(key))
+
+    assert error["extensions"]["code"] == "rate-limited"
+    assert error["extensions"]["status"] == 429
+    assert refused.status_code == 429
+
+
 async def test_the_websocket_carries_subscriptions_only(base_url, admin_key):
     async with socket(base_url, {"authorization": f"Bearer {admin_key}"}) as ws:
         await ws.subscribe(query="{ customers { edges { node { id } } } }")

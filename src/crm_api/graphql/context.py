@@ -5,12 +5,15 @@ A websocket's context lives as long as the connection: its caller is known once 
 """
 
 import contextlib
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from graphql import GraphQLError
 from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
+from strawberry.extensions import SchemaExtension
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
@@ -116,3 +119,25 @@ async def get_context(connection: HTTPConnection) -> Context:
         caller = await context.sign_in(presented_secret(connection.headers))
         await ratelimit.enforce(state, connection.scope, caller.key_id, caller.rate_limit)
     return context
+
+
+class SocketRateLimit(SchemaExtension):
+    """Counts each operation started over a websocket against its key's bucket, as
+    ``get_context`` counts each HTTP request: a socket's operations arrive without a
+    request of their own. Past the limit the operation ends at once with a `rate-limited`
+    error, before anything runs."""
+
+    async def on_validate(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        request = getattr(context, "request", None)
+        if isinstance(request, WebSocket) and isinstance(context.caller, Principal):
+            caller = context.caller
+            try:
+                await ratelimit.enforce(
+                    request.app.state, request.scope, caller.key_id, caller.rate_limit
+                )
+            except ratelimit.RateLimited as refused:
+                self.execution_context.pre_execution_errors = [
+                    GraphQLError(refused.detail, original_error=refused)
+                ]
+        yield

@@ -20,7 +20,7 @@ from crm_api.campaigns.graphql import CampaignMutations, CampaignQueries
 from crm_api.customers.graphql import CustomerMutations, CustomerQueries
 from crm_api.events.graphql import EventSubscriptions
 from crm_api.graphql import ide
-from crm_api.graphql.context import Context, get_context
+from crm_api.graphql.context import Context, SocketRateLimit, get_context
 from crm_api.graphql.errors import ProblemExtensions, log_unexpected
 from crm_api.graphql.limits import SafetyLimits
 from crm_api.graphql.node import NodeQueries
@@ -99,7 +99,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=[ProblemExtensions, SafetyLimits],
+    extensions=[ProblemExtensions, SafetyLimits, SocketRateLimit],
     config=StrawberryConfig(scalar_map=SCALARS | LOYALTY_SCALARS),
 )
 
