@@ -15,7 +15,8 @@ from crm_api.analytics import daily_totals
 from crm_api.core.db import asyncpg_dsn
 
 _FIGURES = (
-    "facts, orders, nps_answers, promoters, detractors, csat_answers, satisfied, sales, refunds"
+    "facts, orders, nps_answers, promoters, detractors, csat_answers, satisfied, sales, refunds, "
+    "cogs, covered, service_cost"
 )
 # Per UTC day and currency, the same sums written out over the interactions themselves.
 _BY_HAND = """
@@ -28,7 +29,12 @@ SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, currency,
        count(csat) AS csat_answers,
        count(*) FILTER (WHERE csat >= 4) AS satisfied,
        coalesce(sum(amount) FILTER (WHERE type = 'purchase'), 0) AS sales,
-       coalesce(sum(amount) FILTER (WHERE type = 'refund'), 0) AS refunds
+       coalesce(sum(amount) FILTER (WHERE type = 'refund'), 0) AS refunds,
+       coalesce(sum(items_cost) FILTER (WHERE type = 'purchase'), 0)
+           - coalesce(sum(items_cost) FILTER (WHERE type = 'refund'), 0) AS cogs,
+       coalesce(sum(costed_amount) FILTER (WHERE type = 'purchase'), 0)
+           - coalesce(sum(costed_amount) FILTER (WHERE type = 'refund'), 0) AS covered,
+       coalesce(sum(service_cost), 0) AS service_cost
 FROM interactions
 WHERE currency IS NOT NULL OR nps IS NOT NULL OR csat IS NOT NULL
 GROUP BY 1, 2
@@ -48,17 +54,21 @@ async def test_rolls_beside_writes_count_each_interaction_once(
     async def write(count: int) -> None:
         for _ in range(count):
             who, days_ago = rng.choice(customers), rng.uniform(0, 3)
-            match rng.choice(["purchase", "refund", "feedback", "email"]):
-                case "purchase":
-                    await history.buy(
-                        who, days_ago, rng.randint(100, 9000), rng.choice(["EUR", "USD"])
-                    )
-                case "refund":
-                    await history.refund(who, days_ago, rng.randint(100, 900))
+            match rng.choice(["purchase", "refund", "feedback", "support"]):
+                case "purchase" | "refund" as kind:
+                    price, cost = rng.randint(100, 900), rng.choice([None, rng.randint(50, 90)])
+                    line = {"sku": "A", "quantity": 2, "unit_price": price, "unit_cost": cost}
+                    await history.record(
+                        who, kind, history.ago(days_ago), amount=2 * price,
+                        currency=rng.choice(["EUR", "USD"]), items=[line],
+                    )  # fmt: skip
                 case "feedback":
                     await history.feedback(who, days_ago, rng.randint(0, 10), rng.randint(1, 5))
                 case _:
-                    await history.record(who, "email", history.ago(days_ago))
+                    await history.record(
+                        who, "support", history.ago(days_ago), currency="EUR",
+                        service_cost=rng.randint(0, 500),
+                    )  # fmt: skip
 
     await write(10)
     # Rows written before interactions carried their transaction: the first roll takes them.

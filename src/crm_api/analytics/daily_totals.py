@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from crm_api.analytics import profitability
 from crm_api.analytics.models import (
     DAILY_COUNTS,
     DAILY_KEY,
@@ -49,7 +50,8 @@ def figures(sign: int = 1) -> list[sa.ColumnElement[Any]]:
     that summing rows and summing days give the same sums."""
     purchase = _i.type == InteractionType.PURCHASE.value
     refund = _i.type == InteractionType.REFUND.value
-    signed = sa.case((purchase, 1), (refund, -1), else_=0)
+    # Profitability's own per-interaction figures: refunds count against the cost of goods.
+    costs = {column.name: column for column in profitability.signed_figures()}
 
     def flag(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
         return sa.case((condition, sign), else_=0)
@@ -67,9 +69,9 @@ def figures(sign: int = 1) -> list[sa.ColumnElement[Any]]:
         "satisfied": flag(_i.csat >= 4),
         "sales": value(sa.case((purchase, _i.amount))),
         "refunds": value(sa.case((refund, _i.amount))),
-        "cogs": value(signed * _i.items_cost),
-        "covered": value(signed * _i.costed_amount),
-        "service_cost": value(_i.service_cost),
+        "cogs": value(costs["cogs"]),
+        "covered": value(costs["covered"]),
+        "service_cost": value(costs["service_cost"]),
     }
     return [shares[name].label(name) for name in FIGURES]
 
