@@ -267,10 +267,23 @@ def analytics_refresh_rules() -> None:
 
 
 @analytics_app.command("roll-totals")
-def analytics_roll_totals() -> None:
+def analytics_roll_totals(
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            help="Start over from all history, as after restoring a logical dump (pg_dump) "
+            "into a new cluster; rewrites every interaction row."
+        ),
+    ] = False,
+) -> None:
     """Roll what was written since the last roll up into the KPIs' daily totals now (the
     worker does so on its schedule), e.g. after loading history straight into the tables."""
-    typer.echo(f"updated {_run_job(daily_totals.roll_due)} day(s) and currency(ies)")
+
+    async def job(db: Database, settings: Settings) -> int:
+        async with db.connection() as conn:
+            return await (daily_totals.rebuild if rebuild else daily_totals.roll)(conn)
+
+    typer.echo(f"updated {_run_job(job)} day(s) and currency(ies)")
 
 
 @app.command("export-openapi")

@@ -12,6 +12,7 @@ than every one still running. Those can no longer change what they wrote, so a r
 the watermark is in the totals exactly once, and one above it is read raw.
 """
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ from crm_api.core.db import Compiled, Connection, Database, Queryable
 from crm_api.interactions.models import interactions
 from crm_api.interactions.schemas import InteractionType
 
+log = logging.getLogger(__name__)
 NAME = interaction_daily_totals.name  # its row in rollup_watermarks
 FIGURES = (*DAILY_COUNTS, *DAILY_SUMS)
 _i = interactions.c
@@ -117,7 +119,23 @@ _ADVANCE = Compiled.of(
         index_elements=[_w.rollup], set_={"rolled_before": _before, "rolled_at": sa.func.now()}
     )
 )
-_READ = Compiled.of(sa.select(_w.rolled_before).where(_w.rollup == NAME))
+# A watermark ahead of every settled transaction comes from another numbering of them: a
+# logical dump restored into a new cluster, whose ids start lower. Rows written since would
+# pass for rolled up, so the totals are not used until `rebuild` has run.
+_READ = Compiled.of(
+    sa.select(_w.rolled_before).where(_w.rollup == NAME, _w.rolled_before <= _SETTLED)
+)
+_RESTARTED = (
+    "the KPIs' daily totals were rolled up to a transaction this database has not reached "
+    "(restored from a logical dump?): the KPIs read interactions alone until "
+    "`crm-api analytics roll-totals --rebuild` has run"
+)
+_FORGET = (
+    f"DELETE FROM {rollup_watermarks.name} WHERE rollup = '{NAME}'",
+    f"DELETE FROM {NAME}",
+    # Every row becomes one the first roll takes, whatever numbering wrote it.
+    "UPDATE interactions SET tx_id = NULL WHERE tx_id IS NOT NULL",
+)
 
 
 async def roll(conn: Connection) -> int:
@@ -134,11 +152,24 @@ async def roll(conn: Connection) -> int:
             await conn.execute(f"LOCK TABLE {NAME} IN SHARE ROW EXCLUSIVE MODE")
             since = await _WATERMARK.fetchval(conn)
         if since is not None and since >= before:
+            if since > before:
+                log.warning(_RESTARTED)
             return 0
         statement = _ROLL_FIRST if since is None else _ROLL_NEXT
         status = await statement.execute(conn, since=since, before=before)
         await _ADVANCE.execute(conn, before=before)
     return int(status.rsplit(" ", 1)[1])
+
+
+async def rebuild(conn: Connection) -> int:
+    """Roll the totals up anew from all history, as after a logical restore; answers as
+    ``roll``. Meanwhile the KPIs read interactions alone. Rewrites every interaction row."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL statement_timeout = 0")
+        await conn.execute(f"LOCK TABLE {NAME} IN SHARE ROW EXCLUSIVE MODE")
+        for statement in _FORGET:
+            await conn.execute(statement)
+    return await roll(conn)
 
 
 async def roll_due(db: Database, settings: Settings) -> int:
