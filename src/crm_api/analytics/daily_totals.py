@@ -180,5 +180,5 @@ async def roll_due(db: Database, settings: Settings) -> int:
 
 async def watermark(conn: Queryable) -> int | None:
     """The transaction id below which every interaction is in the totals; None before the
-    first roll."""
+    first roll, and while the totals count by another numbering of transactions."""
     return await _READ.fetchval(conn)
