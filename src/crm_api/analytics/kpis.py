@@ -43,11 +43,14 @@ def _in_segment(customer_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
     )
 
 
+def _deleted(customer_id: sa.ColumnElement[Any]) -> sa.Exists:
+    """SQL: the customer is deleted (found among the few that are, by their index)."""
+    return sa.exists().where(c.c.id == customer_id, c.c.deleted_at.isnot(None))
+
+
 def _counted(customer_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-    """SQL: the customer is not deleted (found among the few that are, by their index) and
-    is in the segment when one is given."""
-    deleted = sa.exists().where(c.c.id == customer_id, c.c.deleted_at.isnot(None))
-    return sa.and_(~deleted, _in_segment(customer_id))
+    """SQL: the customer is not deleted and is in the segment when one is given."""
+    return sa.and_(~_deleted(customer_id), _in_segment(customer_id))
 
 
 def _sql(condition: sa.ColumnElement[bool], customer_id: str) -> str:
@@ -195,7 +198,7 @@ def _from_totals() -> sa.CompoundSelect:
         _interactions(
             in_whole_days(i.c.occurred_at),
             rolled,
-            i.c.customer_id.in_(sa.select(c.c.id).where(c.c.deleted_at.isnot(None))),
+            _deleted(i.c.customer_id),
             sign=-1,
         ),
     )
