@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from crm_api import __version__
+from crm_api import __version__, transaction_clock
 from crm_api import worker as background
 from crm_api.analytics.router import customers_router as profile_router
 from crm_api.analytics.router import router as analytics_router
@@ -81,6 +81,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         statement_timeout_ms=settings.statement_timeout_ms,
     )
     app.state.db = db
+    await transaction_clock.keep_ahead(db)
     app.state.authenticator = Authenticator(
         db,
         api_keys.authenticator_lookup(settings.rate_limit_per_minute),

@@ -17,6 +17,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from crm_api import migrate as migrations
+from crm_api import transaction_clock
 from crm_api import worker as background
 from crm_api.analytics import daily_totals, stored_rules
 from crm_api.api_keys import service as api_keys
@@ -62,10 +63,21 @@ def _database_url(settings: Settings) -> str:
     return url
 
 
+async def _connect(url: str, *, max_size: int) -> Database:
+    """The database, with its transaction numbering kept ahead as every process starts."""
+    db = await Database.connect(url, min_size=1, max_size=max_size)
+    try:
+        await transaction_clock.keep_ahead(db)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
 def _with_connection(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
 
     async def run() -> T:
-        db = await Database.connect(url, min_size=1, max_size=1)
+        db = await _connect(url, max_size=1)
         try:
             async with db.transaction() as conn:
                 return await work(conn)
@@ -229,7 +241,7 @@ def _run_job(job: Callable[[Database, Settings], Awaitable[T]]) -> T:
     url = _database_url(settings)
 
     async def run() -> T:
-        db = await Database.connect(url, min_size=1, max_size=2)
+        db = await _connect(url, max_size=2)
         try:
             return await job(db, settings)
         finally:

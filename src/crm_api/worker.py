@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 
+from crm_api import transaction_clock
 from crm_api.analytics import daily_totals, stored_rules
 from crm_api.config import Settings
 from crm_api.core import idempotency
@@ -121,6 +122,7 @@ async def serve_forever(settings: Settings) -> None:
         acquire_timeout=settings.pool_timeout_seconds,
         statement_timeout_ms=settings.statement_timeout_ms,
     )
+    await transaction_clock.keep_ahead(db)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

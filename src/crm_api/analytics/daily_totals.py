@@ -7,9 +7,10 @@ what the days cannot answer (analytics/kpis.py): the partial days at the period'
 the rows not rolled up yet, and deleted customers' rolled rows, which it takes back out.
 
 Which rows are rolled up follows the outbox's rule (events/service.py): each interaction
-carries its writing transaction's id, and a roll takes every row of the transactions older
-than every one still running. Those can no longer change what they wrote, so a row below
-the watermark is in the totals exactly once, and one above it is read raw.
+carries its writing transaction's number (transaction_clock.py), and a roll takes every
+row of the transactions older than every one still running. Those can no longer change
+what they wrote, so a row below the watermark is in the totals exactly once, and one above
+it is read raw.
 """
 
 import logging
@@ -28,6 +29,7 @@ from crm_api.analytics.models import (
 )
 from crm_api.config import Settings
 from crm_api.core.db import Compiled, Connection, Database, Queryable
+from crm_api.events.models import SETTLED_BEFORE
 from crm_api.interactions.models import interactions
 from crm_api.interactions.schemas import InteractionType
 
@@ -83,8 +85,6 @@ def rolled(watermark: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
     return sa.or_(_i.tx_id.is_(None), _i.tx_id < watermark)
 
 
-# Transactions older than every running one: nothing they wrote can still appear.
-_SETTLED = sa.text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 _WATERMARK = Compiled.of(sa.select(_w.rolled_before).where(_w.rollup == NAME).with_for_update())
 _since = sa.bindparam("since", type_=sa.BigInteger)
 _before = sa.bindparam("before", type_=sa.BigInteger)
@@ -120,15 +120,16 @@ _ADVANCE = Compiled.of(
     )
 )
 # A watermark ahead of every settled transaction comes from another numbering of them: a
-# logical dump restored into a new cluster, whose ids start lower. Rows written since would
-# pass for rolled up, so the totals are not used until `rebuild` has run.
+# logical dump restored into a new cluster and written to before the service moved its
+# numbering ahead (transaction_clock). Rows written since would pass for rolled up, so the
+# totals are not used until `rebuild` has run.
 _READ = Compiled.of(
-    sa.select(_w.rolled_before).where(_w.rollup == NAME, _w.rolled_before <= _SETTLED)
+    sa.select(_w.rolled_before).where(_w.rollup == NAME, _w.rolled_before <= SETTLED_BEFORE)
 )
 _RESTARTED = (
     "the KPIs' daily totals were rolled up to a transaction this database has not reached "
-    "(restored from a logical dump?): the KPIs read interactions alone until "
-    "`crm-api analytics roll-totals --rebuild` has run"
+    "(restored from a logical dump and written to before the service started?): the KPIs "
+    "read interactions alone until `crm-api analytics roll-totals --rebuild` has run"
 )
 _FORGET = (
     f"DELETE FROM {rollup_watermarks.name} WHERE rollup = '{NAME}'",
@@ -144,7 +145,7 @@ async def roll(conn: Connection) -> int:
     async with conn.transaction():
         # The bound comes first, before this transaction holds an id of its own. The first
         # roll reads all history, longer than a request may take.
-        before = await conn.fetchval(f"SELECT {_SETTLED.text}")
+        before = await conn.fetchval(f"SELECT {SETTLED_BEFORE.text}")
         await conn.execute("SET LOCAL statement_timeout = 0")
         since = await _WATERMARK.fetchval(conn)
         if since is None:

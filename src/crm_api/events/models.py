@@ -5,18 +5,20 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from crm_api.core.db import metadata
 
+# The service's numbering of transactions (migration 0018, crm_api/transaction_clock.py):
+# PostgreSQL's transaction id plus an offset that a logical restore can move forward.
+XACT_ID = "crm_xact_id()"
+# Numbers below this belong to transactions older than every one still running (the
+# snapshot's xmin): nothing they wrote can still appear.
+SETTLED_BEFORE = sa.text("crm_settled_xact_id()")
+
 events = sa.Table(
     "events",
     metadata,
     sa.Column("id", sa.Uuid, primary_key=True),
-    # Feed order is (tx_id, seq). A reader only sees transactions older than every one
-    # still running (the snapshot's xmin), so no event can appear behind a cursor later.
-    sa.Column(
-        "tx_id",
-        sa.BigInteger,
-        nullable=False,
-        server_default=sa.text("(pg_current_xact_id()::text::bigint)"),
-    ),
+    # Feed order is (tx_id, seq), tx_id being the writing transaction's number. A reader
+    # only sees SETTLED transactions, so no event can appear behind a cursor later.
+    sa.Column("tx_id", sa.BigInteger, nullable=False, server_default=sa.text(XACT_ID)),
     sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column(

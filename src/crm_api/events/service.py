@@ -14,7 +14,7 @@ from crm_api.core.db import Compiled, Connection
 from crm_api.core.ids import new_id
 from crm_api.core.pagination import Keyset
 from crm_api.core.pii import event_data
-from crm_api.events.models import events
+from crm_api.events.models import SETTLED_BEFORE, events
 from crm_api.events.schemas import Event
 
 _INSERT = Compiled.of(
@@ -54,9 +54,8 @@ async def record_many(
 
 
 FEED = Keyset("feed", [events.c.tx_id, events.c.seq], descending=False)
-# Transactions older than every running one are settled: their events can no longer
-# appear out of order behind a reader's cursor.
-SETTLED = events.c.tx_id < sa.text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+# Settled events can no longer appear out of order behind a reader's cursor.
+SETTLED = events.c.tx_id < SETTLED_BEFORE
 
 
 async def list_events(

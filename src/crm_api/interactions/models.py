@@ -4,6 +4,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from crm_api.core.db import metadata
+from crm_api.events.models import XACT_ID
 
 interactions = sa.Table(
     "interactions",
@@ -38,12 +39,10 @@ interactions = sa.Table(
     # times the share of the items' value (quantity x unit_price) that carries a cost.
     sa.Column("items_cost", sa.Numeric),
     sa.Column("costed_amount", sa.Numeric),
-    # The writing transaction, as the outbox's events carry it: the daily totals
+    # The writing transaction's number, as the outbox's events carry it: the daily totals
     # (analytics/daily_totals.py) roll up rows by it. Null on rows written before it was
     # kept; the first roll takes those.
-    sa.Column(
-        "tx_id", sa.BigInteger, server_default=sa.text("(pg_current_xact_id()::text::bigint)")
-    ),
+    sa.Column("tx_id", sa.BigInteger, server_default=sa.text(XACT_ID)),
     sa.CheckConstraint(
         "(currency IS NULL) = (amount IS NULL AND service_cost IS NULL)", name="money"
     ),
