@@ -12,8 +12,12 @@ hid the restored events, sorted new ones before them, and followers' cursors ski
 Both now take their number from `crm_xact_id()`, the transaction id plus an offset kept
 in `crm_xact_offset()`, and settled means below `crm_settled_xact_id()`. The offset starts
 at 0, so existing numbers keep their meaning; the service moves it past the highest number
-the database holds when it starts on a restored copy (crm_api/transaction_clock.py). The
-functions are plain SQL, which the planner inlines: a write costs what it cost before.
+the database holds when it starts on a restored copy (crm_api/transaction_clock.py). Those
+two are plain SQL, which the planner inlines: a write costs what it cost before.
+
+Settled also stops counting other databases' transactions. The snapshot's xmin is the
+whole server's: a long write in another database on a shared server held back this one's
+feed and webhooks until it ended.
 """
 
 from collections.abc import Sequence
@@ -26,6 +30,25 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _NUMBERED = ("events", "interactions")
+# The oldest transaction still running, leaving out those a backend of another database on
+# the same server holds: their xids are in every snapshot, and a long one would hold back
+# this database's feed and webhooks. A transaction whose database is not known (it ended
+# since, or is prepared) still counts. PL/pgSQL, so the plan is kept between calls.
+_SETTLED = """
+CREATE FUNCTION crm_settled_xact_id() RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (
+        SELECT coalesce(
+                   (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x
+                     WHERE xid(x) NOT IN (SELECT backend_xid FROM pg_stat_get_activity(NULL)
+                                           WHERE backend_xid IS NOT NULL AND datid <> d.oid)),
+                   pg_snapshot_xmax(s)::text::bigint)
+               + crm_xact_offset()
+          FROM pg_current_snapshot() AS s, pg_database AS d
+         WHERE d.datname = current_database());
+END
+$$
+"""
 _XACT_ID = "(pg_current_xact_id()::text::bigint)"
 
 
@@ -38,10 +61,7 @@ def upgrade() -> None:
         "CREATE FUNCTION crm_xact_id() RETURNS bigint LANGUAGE sql STABLE"
         f" AS 'SELECT {_XACT_ID} + crm_xact_offset()'"
     )
-    op.execute(
-        "CREATE FUNCTION crm_settled_xact_id() RETURNS bigint LANGUAGE sql STABLE PARALLEL SAFE"
-        " AS 'SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint + crm_xact_offset()'"
-    )
+    op.execute(_SETTLED)
     for table in _NUMBERED:
         op.execute(f"ALTER TABLE {table} ALTER COLUMN tx_id SET DEFAULT crm_xact_id()")
 

@@ -3,8 +3,11 @@
 import base64
 import json
 
-from crm_api.core.db import Database
+import asyncpg
+
+from crm_api.core.db import Database, asyncpg_dsn
 from crm_api.events import service as events
+from live import create_database, drop_database
 from support import assert_problem
 
 
@@ -69,6 +72,26 @@ async def test_an_event_committed_late_is_not_skipped_by_a_cursor(api, database_
         await db.pool.release(slow)
     finally:
         await db.close()
+
+
+async def test_a_long_write_in_another_database_does_not_hold_the_feed_back(
+    api, server_url, new_customer
+):
+    """A shared server's other databases have their own transactions; only this one's count."""
+    elsewhere = await create_database(server_url)
+    try:
+        other = await asyncpg.connect(asyncpg_dsn(elsewhere))
+        long_write = other.transaction()
+        await long_write.start()
+        await other.execute("CREATE TABLE batch_job (id int)")  # holds a transaction id
+
+        customer = await new_customer()
+        page = (await api.get("/v1/events")).json()
+        assert [e["customer_id"] for e in page["data"]] == [customer["id"]]
+        await long_write.rollback()
+        await other.close()
+    finally:
+        await drop_database(elsewhere)
 
 
 async def test_events_need_their_scope(api, key_for):

@@ -8,8 +8,9 @@ from crm_api.core.db import metadata
 # The service's numbering of transactions (migration 0018, crm_api/transaction_clock.py):
 # PostgreSQL's transaction id plus an offset that a logical restore can move forward.
 XACT_ID = "crm_xact_id()"
-# Numbers below this belong to transactions older than every one still running (the
-# snapshot's xmin): nothing they wrote can still appear.
+# Numbers below this belong to transactions older than every one still running in this
+# database (the snapshot's xmin, leaving out other databases'): nothing they wrote can
+# still appear.
 SETTLED_BEFORE = sa.text("crm_settled_xact_id()")
 
 events = sa.Table(
