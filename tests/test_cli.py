@@ -104,6 +104,27 @@ async def test_migrate_then_a_created_key_works_against_the_app(cli, app_on) -> 
     assert (await fresh.get("/v1/customers", headers=headers)).status_code == 401
 
 
+async def test_migrate_numbers_transactions_past_those_a_restored_copy_holds(
+    cli, empty_database
+) -> None:
+    await cli("migrate")
+    conn = await asyncpg.connect(asyncpg_dsn(empty_database))
+    try:
+        # As a copy restored from a busier server holds it: an event numbered far ahead.
+        ahead = await conn.fetchval("SELECT crm_xact_id() + 1000000")
+        await conn.execute(
+            "INSERT INTO events (id, tx_id, type, data)"
+            " VALUES (gen_random_uuid(), $1, 'customer.created', '{}')",
+            ahead,
+        )
+        migrated = await cli("migrate")
+        assert "numbering moved forward" in migrated.stderr
+        assert await conn.fetchval("SELECT crm_xact_id()") > ahead
+        assert "numbering" not in (await cli("migrate")).stderr  # once is enough
+    finally:
+        await conn.close()
+
+
 async def test_keys_can_expire_and_bad_input_is_refused_plainly(cli, empty_database) -> None:
     await asyncio.to_thread(migrate.upgrade, empty_database)
     await cli(

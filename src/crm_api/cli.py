@@ -74,6 +74,11 @@ async def _connect(url: str, *, max_size: int) -> Database:
     return db
 
 
+async def _keep_ahead(url: str) -> None:
+    db = await _connect(url, max_size=1)
+    await db.close()
+
+
 def _with_connection(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
 
     async def run() -> T:
@@ -171,8 +176,15 @@ def worker(
 def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
-    """Apply migrations up to REVISION (default: head)."""
-    migrations.upgrade(_database_url(_settings()), revision)
+    """Apply migrations up to REVISION (default: head).
+
+    At head it also moves the transaction numbering past a restored copy's, as every
+    process does as it starts: run by the schema's owner, it works where the serving role
+    may not replace the numbering function."""
+    url = _database_url(_settings())
+    migrations.upgrade(url, revision)
+    if revision == "head":
+        asyncio.run(_keep_ahead(url))
 
 
 @keys_app.command("create")
