@@ -81,7 +81,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         statement_timeout_ms=settings.statement_timeout_ms,
     )
     app.state.db = db
-    await transaction_clock.keep_ahead(db)
+    async with db.connection() as conn:
+        await transaction_clock.keep_ahead(conn)
     app.state.authenticator = Authenticator(
         db,
         api_keys.authenticator_lookup(settings.rate_limit_per_minute),

@@ -67,7 +67,8 @@ async def _connect(url: str, *, max_size: int) -> Database:
     """The database, with its transaction numbering kept ahead as every process starts."""
     db = await Database.connect(url, min_size=1, max_size=max_size)
     try:
-        await transaction_clock.keep_ahead(db)
+        async with db.connection() as conn:
+            await transaction_clock.keep_ahead(conn)
     except BaseException:
         await db.close()
         raise

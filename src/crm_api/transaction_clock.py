@@ -17,7 +17,7 @@ import logging
 import sqlalchemy as sa
 
 from crm_api.analytics.models import rollup_watermarks
-from crm_api.core.db import Compiled, Database
+from crm_api.core.db import Compiled, Connection
 from crm_api.events.models import events
 from crm_api.interactions.models import interactions
 from crm_api.webhooks.models import webhook_fanout
@@ -52,10 +52,10 @@ def _offset_function(offset: int) -> str:
     )
 
 
-async def keep_ahead(db: Database) -> int:
+async def keep_ahead(conn: Connection) -> int:
     """Move the numbering past every stored number if it is not already; answers by how
     much it moved (0 unless the database was restored into another cluster)."""
-    async with db.transaction() as conn:
+    async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
         state = await _STATE.fetchrow(conn)
         assert state is not None

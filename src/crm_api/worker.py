@@ -122,7 +122,8 @@ async def serve_forever(settings: Settings) -> None:
         acquire_timeout=settings.pool_timeout_seconds,
         statement_timeout_ms=settings.statement_timeout_ms,
     )
-    await transaction_clock.keep_ahead(db)
+    async with db.connection() as conn:
+        await transaction_clock.keep_ahead(conn)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -135,9 +135,11 @@ async def test_totals_rolled_up_under_another_numbering_of_transactions_are_not_
     who = await history.customer(40)
     await history.buy(who, 20, 2500)
     await history.roll()
-    # As a logical dump restored into a new cluster leaves it: the watermark counts from
-    # transactions this database will only reach much later, and new rows fall below it.
-    await history.sql.execute("UPDATE rollup_watermarks SET rolled_before = 2 ^ 62")
+    # As a logical dump restored into a new cluster leaves it, written to before the
+    # service started there: the rows and the watermark count from transactions this
+    # database will only reach much later, and new rows fall below them.
+    await history.sql.execute("UPDATE interactions SET tx_id = tx_id + 2 ^ 40")
+    await history.sql.execute("UPDATE rollup_watermarks SET rolled_before = rolled_before + 2 ^ 40")
     await history.buy(who, 10, 1500)
     period = {"from": history.ago(30).isoformat(), "to": history.ago(-1).isoformat()}
 

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from crm_api import transaction_clock
 from crm_api.analytics import profitability
 from crm_api.analytics.models import (
     DAILY_COUNTS,
@@ -131,12 +132,7 @@ _RESTARTED = (
     "(restored from a logical dump and written to before the service started?): the KPIs "
     "read interactions alone until `crm-api analytics roll-totals --rebuild` has run"
 )
-_FORGET = (
-    f"DELETE FROM {rollup_watermarks.name} WHERE rollup = '{NAME}'",
-    f"DELETE FROM {NAME}",
-    # Every row becomes one the first roll takes, whatever numbering wrote it.
-    "UPDATE interactions SET tx_id = NULL WHERE tx_id IS NOT NULL",
-)
+_FORGET = (f"DELETE FROM {rollup_watermarks.name} WHERE rollup = '{NAME}'", f"DELETE FROM {NAME}")
 
 
 async def roll(conn: Connection) -> int:
@@ -164,7 +160,10 @@ async def roll(conn: Connection) -> int:
 
 async def rebuild(conn: Connection) -> int:
     """Roll the totals up anew from all history, as after a logical restore; answers as
-    ``roll``. Meanwhile the KPIs read interactions alone. Rewrites every interaction row."""
+    ``roll``. Meanwhile the KPIs read interactions alone."""
+    # Once every stored number is below every new one, the first roll takes every row
+    # written so far, whichever numbering wrote it.
+    await transaction_clock.keep_ahead(conn)
     async with conn.transaction():
         await conn.execute("SET LOCAL statement_timeout = 0")
         await conn.execute(f"LOCK TABLE {NAME} IN SHARE ROW EXCLUSIVE MODE")
