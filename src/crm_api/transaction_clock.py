@@ -2,8 +2,9 @@
 
 Events and interactions carry their writing transaction's number (`crm_xact_id()`, migration
 0018): the feed is ordered by it, and readers take only numbers below
-`crm_settled_xact_id()`, those of transactions older than every one still running. The
-webhook fan-out's cursor and the daily totals' watermark store such numbers too.
+`crm_settled_xact_id()`, those of transactions older than every one still running in this
+database. The webhook fan-out's cursor and the daily totals' watermark store such numbers
+too.
 
 A number is PostgreSQL's transaction id plus an offset. A new cluster restarts the ids, so
 a database moved with `pg_dump` and `pg_restore` would hold numbers ahead of every new

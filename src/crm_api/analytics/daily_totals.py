@@ -165,7 +165,6 @@ async def rebuild(conn: Connection) -> int:
     # written so far, whichever numbering wrote it.
     await transaction_clock.keep_ahead(conn)
     async with conn.transaction():
-        await conn.execute("SET LOCAL statement_timeout = 0")
         await conn.execute(f"LOCK TABLE {NAME} IN SHARE ROW EXCLUSIVE MODE")
         for statement in _FORGET:
             await conn.execute(statement)
