@@ -12,10 +12,11 @@ def storable(value: str) -> str:
     escapes can smuggle in) up front, instead of failing in the driver."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    if not value.isascii():  # ASCII holds no surrogates; the check costs a copy
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode (no lone surrogates)") from None
     return value
 
 
@@ -38,14 +39,19 @@ Label = bounded_text(64, min_length=1)  # tags, codes, short names
 LongText = bounded_text(20_000)
 
 
+# pycountry's lookups cost more than the rest of a code's validation.
+_COUNTRIES = frozenset(country.alpha_2 for country in pycountry.countries)
+_CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+
+
 def _check_country(code: str) -> str:
-    if pycountry.countries.get(alpha_2=code) is None:
+    if code not in _COUNTRIES:
         raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
     return code
 
 
 def _check_currency(code: str) -> str:
-    if pycountry.currencies.get(alpha_3=code) is None:
+    if code not in _CURRENCIES:
         raise ValueError(f"{code!r} is not an ISO 4217 currency code")
     return code
 

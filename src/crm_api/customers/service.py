@@ -68,17 +68,25 @@ _UNIQUE_FIELDS = {
 _live = t.c.deleted_at.is_(None)
 
 
+# Per field, in order: its column, or the columns of its nested object's keys.
+_STORED_AS = tuple(
+    (field, _RENAMED.get(field, field), _NESTED.get(field)) for field in WRITABLE_FIELDS
+)
+
+
 def columns(data: CustomerCreate) -> dict[str, Any]:
     """The column values that store a customer."""
     values = data.model_dump(mode="json")
     out: dict[str, Any] = {}
-    for field in WRITABLE_FIELDS:
+    for field, column, nested in _STORED_AS:
         value = values[field]
-        if field in _NESTED:
-            for key, column in _NESTED[field].items():
-                out[column] = value[key] if value else None
+        if nested is None:
+            out[column] = value
+        elif value:
+            for key, nested_column in nested.items():
+                out[nested_column] = value[key]
         else:
-            out[_RENAMED.get(field, field)] = value
+            out.update(dict.fromkeys(nested.values()))
     if data.birth_date is not None:
         out["birth_date"] = data.birth_date
     return out
