@@ -86,7 +86,7 @@ def rolled(watermark: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
     return sa.or_(_i.tx_id.is_(None), _i.tx_id < watermark)
 
 
-_WATERMARK = Compiled.of(sa.select(_w.rolled_before).where(_w.rollup == NAME).with_for_update())
+_WATERMARK = Compiled.of(sa.select(_w.rolled_before).where(_w.rollup == NAME))
 _since = sa.bindparam("since", type_=sa.BigInteger)
 _before = sa.bindparam("before", type_=sa.BigInteger)
 
@@ -137,17 +137,17 @@ _FORGET = (f"DELETE FROM {rollup_watermarks.name} WHERE rollup = '{NAME}'", f"DE
 
 async def roll(conn: Connection) -> int:
     """Add what was written since the last roll to the totals; answers how many days and
-    currencies changed. Rolls take turns on the watermark's row, so each row is added once."""
+    currencies changed. Rolls take turns on the table, so each row is added once."""
     async with conn.transaction():
-        # The bound comes first, before this transaction holds an id of its own. The first
-        # roll reads all history, longer than a request may take.
-        before = await conn.fetchval(f"SELECT {SETTLED_BEFORE.text}")
+        # The first roll reads all history, longer than a request may take.
         await conn.execute("SET LOCAL statement_timeout = 0")
+        # One lock, taken first: a roll waiting for the table while holding the watermark's
+        # row (or the reverse) deadlocked with another. KPI reads do not conflict with it.
+        await conn.execute(f"LOCK TABLE {NAME} IN SHARE ROW EXCLUSIVE MODE")
+        # The bound comes after the turn, so it never falls behind the last roll's, and
+        # before this transaction holds an id of its own.
+        before = await conn.fetchval(f"SELECT {SETTLED_BEFORE.text}")
         since = await _WATERMARK.fetchval(conn)
-        if since is None:
-            # No watermark row to take turns on yet: take turns on the table.
-            await conn.execute(f"LOCK TABLE {NAME} IN SHARE ROW EXCLUSIVE MODE")
-            since = await _WATERMARK.fetchval(conn)
         if since is not None and since >= before:
             if since > before:
                 log.warning(_RESTARTED)
