@@ -297,7 +297,7 @@ def analytics_roll_totals(
         bool,
         typer.Option(
             help="Start over from all history, as after restoring a logical dump (pg_dump) "
-            "into a new cluster; rewrites every interaction row."
+            "into a new cluster that something wrote to before the service started."
         ),
     ] = False,
 ) -> None:
