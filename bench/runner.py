@@ -120,7 +120,7 @@ class Suite:
                 log(f"  {self.imports['api'].rows_per_s:,.0f} rows/s")
         del records, lines
 
-        log("VACUUM ANALYZE")
+        log("VACUUM ANALYZE of the tables with rows")
         asyncio.run(database.settle(url))
         ids = asyncio.run(database.customer_ids(url))
         ids_file = self.workdir / "customer_ids.txt"
