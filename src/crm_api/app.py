@@ -29,6 +29,7 @@ from crm_api.customers.router import router as customers_router
 from crm_api.events.live import LiveEvents
 from crm_api.events.router import router as events_router
 from crm_api.graphql.schema import graphql_router
+from crm_api.interactions import service as interactions
 from crm_api.interactions.router import router as interactions_router
 from crm_api.lifecycle.router import customers_router as lifecycle_customers_router
 from crm_api.lifecycle.router import rules_router as lifecycle_rules_router
@@ -94,6 +95,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         else None
     )
     app.state.live_events = LiveEvents(db)  # listens from the first subscription on
+    app.state.interaction_recorder = interactions.Recorder(db.pool)
     # Everything alive after start-up lives as long as the process: keep it out of the
     # collector's sweeps, which otherwise cost 60-100 ms pauses (p99 latency) under load.
     gc.collect()

@@ -1,8 +1,11 @@
 """The interaction timeline: recording facts, reading them back, bulk import."""
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+
+import asyncpg
 
 from support import ago, assert_problem, events_of
 
@@ -167,6 +170,50 @@ async def test_an_external_id_is_recorded_once_per_customer(api, new_customer):
     assert (
         await api.post("/v1/interactions", json=purchase(elsewhere["id"], external_id="o-9"))
     ).status_code == 201
+
+
+async def test_concurrent_recordings_each_get_their_own_answer(api, new_customer, database_url):
+    cid = (await new_customer())["id"]
+    bodies = [purchase(cid, external_id=f"c-{n}") for n in range(30)]
+    bodies.append(purchase(cid, external_id="c-7"))  # a retried sync, racing the first
+    bodies.append({"customer_id": str(uuid.uuid4()), "type": "note"})
+
+    responses = await asyncio.gather(*(api.post("/v1/interactions", json=b) for b in bodies))
+
+    assert [r.status_code for r in responses[:7] + responses[8:30]] == [201] * 29
+    assert sorted(r.status_code for r in (responses[7], responses[30])) == [201, 409]
+    assert_problem(responses[31], 422, "validation-error")
+    recorded = {r.json()["id"]: r.json() for r in responses if r.status_code == 201}
+    timeline = await api.get(f"/v1/customers/{cid}/interactions", params={"limit": 200})
+    assert {i["id"]: i for i in timeline.json()["data"]} == recorded
+    announced = await events_of(api, type="interaction.created")
+    assert sorted(e["data"]["id"] for e in announced) == sorted(recorded)
+    # Concurrent requests shared statements (and commits): what this test is about.
+    conn = await asyncpg.connect(database_url)
+    try:
+        commits = await conn.fetchval("SELECT count(DISTINCT tx_id) FROM interactions")
+    finally:
+        await conn.close()
+    assert commits < len(recorded)
+
+
+async def test_a_time_with_any_offset_is_stored_as_its_instant(api, new_customer):
+    cid = (await new_customer())["id"]
+    note = {"customer_id": cid, "type": "note", "occurred_at": "2020-05-01T06:23:35-23:01"}
+
+    posted = await api.post("/v1/interactions", json={**note, "external_id": "n-1"})
+    imported = await api.post(
+        "/v1/interactions/import",
+        content=json.dumps({**note, "external_id": "n-2"}),
+        headers=NDJSON,
+    )
+
+    assert posted.status_code == 201, posted.text
+    assert imported.json()["created"] == 1, imported.text
+    timeline = (await api.get(f"/v1/customers/{cid}/interactions")).json()["data"]
+    assert [datetime.fromisoformat(i["occurred_at"]) for i in timeline] == [
+        datetime(2020, 5, 2, 5, 24, 35, tzinfo=UTC)
+    ] * 2
 
 
 async def test_unknown_interaction_is_404(api):

@@ -35,6 +35,19 @@ Connection = asyncpg.Connection
 Queryable = asyncpg.Connection | asyncpg.Pool
 
 
+def constant(value: Any, type_: Any = None) -> sa.ColumnElement[Any]:
+    """``value`` written into the SQL text instead of sent as a parameter.
+
+    For a constant of the code in a statement compiled once: a prepared statement's
+    generic plan then sees it as the custom plans do, and costs no more than they do, so
+    PostgreSQL keeps it instead of planning every execution anew.
+    """
+    literal = sa.literal(value, type_).compile(
+        dialect=_DIALECT, compile_kwargs={"literal_binds": True}
+    )
+    return sa.literal_column(str(literal), sa.literal(value, type_).type)
+
+
 @dataclass(frozen=True, slots=True)
 class Compiled:
     """A statement rendered for asyncpg: SQL text plus the order of its parameters."""

@@ -8,9 +8,10 @@ raised before that rolls back, and the key is freed for a retry. Opening the uni
 the route rather than in a yield dependency saves ~100 us of framework work per write.
 
 A route whose service can often do its work in one self-contained statement asks for a
-``deferred`` unit: its transaction opens only when the service calls ``uow.begin`` (or at
-once, when an Idempotency-Key must commit with the change). A lone statement is atomic by
-itself, and BEGIN and COMMIT were two of a simple write's three round trips.
+``deferred`` unit: it takes no connection and opens no transaction until the route calls
+``uow.begin`` (or at once, when an Idempotency-Key must commit with the change). A lone
+statement is atomic by itself, and BEGIN and COMMIT were two of a simple write's three
+round trips; holding no connection lets such statements share one (see coalescing.py).
 """
 
 from collections.abc import Mapping
@@ -59,6 +60,8 @@ async def replay_stored(request: Request, exc: Exception) -> Response:
 
 
 class UnitOfWork:
+    conn: Connection  # from ``begin`` on
+
     def __init__(
         self, request: Request, principal: Principal, key: str | None, *, deferred: bool
     ) -> None:
@@ -72,32 +75,39 @@ class UnitOfWork:
 
     async def __aenter__(self) -> "UnitOfWork":
         self._pool = self._request.app.state.db.pool
-        self.conn: Connection = await self._pool.acquire()
-        try:
-            if self._key is not None:
-                self._claim = await _claim(self._request, self.conn, self.principal, self._key)
-            if self._claim is not None or not self._deferred:
-                await self.begin()
-        except BaseException:
-            await self._pool.release(self.conn)
-            raise
+        if self._key is not None or not self._deferred:
+            await self.begin()
         return self
 
-    async def begin(self) -> None:
-        """Open the transaction, if it is not open yet."""
+    @property
+    def in_transaction(self) -> bool:
+        return self._transaction is not None
+
+    async def begin(self) -> Connection:
+        """The unit's connection, its transaction opened (and its Idempotency-Key
+        claimed) on the first call."""
         if self._transaction is None:
-            transaction = self.conn.transaction()
-            await transaction.start()
-            self._transaction = transaction
+            conn = await self._pool.acquire()
+            try:
+                if self._key is not None:
+                    self._claim = await _claim(self._request, conn, self.principal, self._key)
+                transaction = conn.transaction()
+                await transaction.start()
+            except BaseException:
+                await self._pool.release(conn)
+                raise
+            self.conn, self._transaction = conn, transaction
+        return self.conn
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._transaction is None:
+            return  # nothing taken
         try:
             if not self.committed:
                 # When the database dropped the connection, the transaction went with it,
                 # and the error that says so is already on its way to the client.
                 with suppress(*DATABASE_UNAVAILABLE):
-                    if self._transaction is not None:
-                        await self._transaction.rollback()
+                    await self._transaction.rollback()
                     if self._claim is not None:
                         await idempotency.release(self.conn, self._claim)
         finally:

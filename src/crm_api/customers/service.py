@@ -481,7 +481,9 @@ async def stage_row(conn: db.Queryable, customer_id: uuid.UUID) -> db.Record | N
 
 def stage_of(customer_id: sa.ColumnElement[Any]) -> sa.ScalarSelect[str]:
     """SQL: the lifecycle stage of the customer ``customer_id`` (a value or column)."""
-    return sa.select(t.c.lifecycle_stage).where(t.c.id == customer_id).scalar_subquery()
+    # Correlated explicitly: a column of a statement several levels up still counts.
+    stage = sa.select(t.c.lifecycle_stage).where(t.c.id == customer_id)
+    return stage.correlate_except(t).scalar_subquery()
 
 
 async def count_by_stage(conn: Connection, outside: list[str]) -> dict[str, int]:

@@ -4,8 +4,7 @@ Lines with an `external_id` already recorded for their customer are skipped and 
 as unchanged, so replaying a file after a failure records nothing twice.
 """
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -17,9 +16,8 @@ from crm_api.core.ids import new_id
 from crm_api.core.json import dumps
 from crm_api.customers import service as customers
 from crm_api.events import service as events
-from crm_api.events.schemas import EventType
 from crm_api.interactions import service
-from crm_api.interactions.schemas import InteractionCreate, InteractionType
+from crm_api.interactions.schemas import InteractionCreate
 
 BATCH_SIZE = 2000
 _rows = sa.bindparam("rows", type_=sa.dialects.postgresql.JSONB)
@@ -78,7 +76,7 @@ async def _apply(
             report.fail(number, ("refund_of", problem))
             continue
         row = service.row_values(data, new_id())
-        rows.append(_as_json(row))
+        rows.append(service.stored_json(row))
         items[row["id"]] = [item.model_dump() for item in data.items]
     if not rows:
         return
@@ -95,23 +93,8 @@ async def _apply(
         [
             (event_type, r["customer_id"], dumps(service.resource(r, items[r["id"]])))
             for r in created
-            for event_type in _events_of(r, negative_below)
+            for event_type in service.events_of(r, negative_below)
         ],
     )
     report.created += len(created)
     report.unchanged += len(rows) - len(created)
-
-
-def _as_json(row: dict[str, Any]) -> dict[str, Any]:
-    """``row`` for jsonb_populate_recordset: the item figures as text, which the numeric
-    columns parse exactly (our JSON encoder writes no Decimal, nor ints beyond 64 bits)."""
-    figures = {c: None if row[c] is None else str(row[c]) for c in service.ITEM_FIGURES}
-    return {**row, **figures}
-
-
-def _events_of(row: Mapping[str, Any], negative_below: float) -> tuple[EventType, ...]:
-    if row["type"] == InteractionType.FEEDBACK and (
-        row["sentiment"] is not None and row["sentiment"] < negative_below
-    ):
-        return EventType.INTERACTION_CREATED, EventType.FEEDBACK_NEGATIVE
-    return (EventType.INTERACTION_CREATED,)

@@ -26,7 +26,7 @@ from crm_api.interactions.schemas import (
 router = domain_router(tag="interactions")
 Reader = requires(Scope.INTERACTIONS_READ)
 Writing = unit_of_work(Scope.INTERACTIONS_WRITE)
-# Most interactions are recorded by one self-contained statement (see record_interaction).
+# Most interactions are recorded by one self-contained statement (see service.Recorder).
 Recording = unit_of_work(Scope.INTERACTIONS_WRITE, deferred=True)
 
 
@@ -67,14 +67,16 @@ async def interactions_create(
     Costs feed profitability: line items may carry `unit_cost`, and any interaction a
     `service_cost` (a support call, a visit) with the `currency` it is in.
     """
+    negative_below = request.app.state.settings.sentiment_negative_threshold
     async with uow:
-        interaction = await service.record_interaction(
-            uow.conn,
-            uow.principal,
-            body,
-            negative_below=request.app.state.settings.sentiment_negative_threshold,
-            begin=uow.begin,
-        )
+        interaction = None
+        if not uow.in_transaction:  # no Idempotency-Key to commit with it
+            recorder: service.Recorder = request.app.state.interaction_recorder
+            interaction = await recorder.record(body, negative_below=negative_below)
+        if interaction is None:
+            interaction = await service.record_interaction(
+                await uow.begin(), uow.principal, body, negative_below=negative_below
+            )
         return await uow.commit(
             interaction,
             status_code=201,

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from crm_api.config import Settings
-from crm_api.core.db import Compiled, Connection, Database, Queryable, Record
+from crm_api.core.db import Compiled, Connection, Database, Queryable, Record, constant
 from crm_api.core.errors import Conflict, FieldError, NotFound, ValidationFailed, field_errors
 from crm_api.core.http import check_version
 from crm_api.customers import service as customers
@@ -135,7 +135,7 @@ CATALOGUE = {
 
 def _among(stage: sa.ColumnElement[Any], stages: tuple[str, ...]) -> sa.ColumnElement[bool]:
     # = ANY(array) rather than IN: an IN list would be expanded per call, not compiled once.
-    return stage == sa.any_(sa.literal(list(stages), ARRAY(sa.Text)))
+    return stage == sa.any_(constant(list(stages), ARRAY(sa.Text)))
 
 
 def _as_json(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -319,7 +319,7 @@ def _applicable(customer_id: sa.ColumnElement[Any]) -> sa.Select[Any]:
         sa.or_(
             *(
                 sa.and_(
-                    r.c.name == name.value,
+                    r.c.name == constant(name.value),
                     _among(customers.stage_of(customer_id), CATALOGUE[name].sources),
                 )
                 for name in _ON_PURCHASE

@@ -245,7 +245,9 @@ def acts_on(
     customer_id: sa.ColumnElement[Any], type_: sa.ColumnElement[Any]
 ) -> sa.ColumnElement[bool]:
     """SQL: whether ``on_interaction`` has anything to do for such an interaction."""
-    return sa.and_(type_ == InteractionType.PURCHASE.value, rules.purchase_applies(customer_id))
+    return sa.and_(
+        type_ == db.constant(InteractionType.PURCHASE.value), rules.purchase_applies(customer_id)
+    )
 
 
 async def on_interaction(conn: Connection, interaction: Interaction) -> None:

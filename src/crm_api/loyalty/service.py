@@ -776,7 +776,10 @@ def acts_on(
     purchase where an auto-earn programme has its currency; any refund), for the
     statement recording it to answer, sparing most purchases a round trip."""
     earns = sa.exists().where(P.c.auto_earn, P.c.currency == currency)
-    return sa.or_(type_ == InteractionType.REFUND.value, sa.and_(type_ == "purchase", earns))
+    return sa.or_(
+        type_ == db.constant(InteractionType.REFUND.value),
+        sa.and_(type_ == db.constant(InteractionType.PURCHASE.value), earns),
+    )
 
 
 async def on_interaction(conn: Connection, interaction: Interaction) -> None:
