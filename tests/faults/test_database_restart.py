@@ -35,6 +35,12 @@ async def _write_until(
         await asyncio.sleep(int(response.headers.get("retry-after", 0)) or 0.01)
 
 
+async def _record_notes(http: httpx.AsyncClient, customer_id: str) -> list[httpx.Response]:
+    """Concurrent notes on the timeline, none with an Idempotency-Key."""
+    note = {"customer_id": customer_id, "type": "note", "body": "called back"}
+    return list(await asyncio.gather(*(http.post("/v1/interactions", json=note) for _ in range(8))))
+
+
 async def _until(predicate, what: str, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + seconds
     while not await predicate():
@@ -70,8 +76,19 @@ async def test_a_database_restart_under_load_loses_nothing_and_heals_itself(
                     user=server.system_user,
                 )  # fmt: skip
                 await _until(lambda: _answered(attempts, 503, at_least=WRITERS), "503s")
+                buyer = next(
+                    t[-1].json()["id"] for t in attempts.values() if t[-1].status_code == 201
+                )
+                # Recordings that share a statement fail together, each with its own 503.
+                during = await _record_notes(http, buyer)
+                assert {r.status_code for r in during} == {503}, [r.text for r in during]
                 await asyncio.to_thread(server.ensure_postgres_running)
                 await _until(recovered, "recovery")
+
+                async def notes_recorded() -> bool:
+                    return {r.status_code for r in await _record_notes(http, buyer)} == {201}
+
+                await _until(notes_recorded, "recordings after")
                 served = len(attempts)
                 await _until(
                     lambda: _answered_since(attempts, served, 201, at_least=20), "writes after"
