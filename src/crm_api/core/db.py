@@ -42,10 +42,9 @@ def constant(value: Any, type_: Any = None) -> sa.ColumnElement[Any]:
     generic plan then sees it as the custom plans do, and costs no more than they do, so
     PostgreSQL keeps it instead of planning every execution anew.
     """
-    literal = sa.literal(value, type_).compile(
-        dialect=_DIALECT, compile_kwargs={"literal_binds": True}
-    )
-    return sa.literal_column(str(literal), sa.literal(value, type_).type)
+    bound = sa.literal(value, type_)
+    sql = bound.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True})
+    return sa.literal_column(str(sql), bound.type)
 
 
 @dataclass(frozen=True, slots=True)
