@@ -117,6 +117,26 @@ async def test_an_unknown_customer_or_a_repeated_external_id_is_refused(
     assert repeated["extensions"]["errors"][0]["field"] == "externalId"
 
 
+async def test_concurrent_recordings_each_answer_and_share_commits(gql, new_customer, database_url):
+    customer = await new_customer()
+
+    answers = await asyncio.gather(
+        *(gql(RECORD, {"input": purchase(customer["id"], externalId=f"o-{n}")}) for n in range(12))
+    )
+
+    recorded = {a["recordInteraction"]["externalId"]: a["recordInteraction"] for a in answers}
+    assert sorted(recorded) == sorted(f"o-{n}" for n in range(12))
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await conn.fetch("SELECT id, external_id, tx_id FROM interactions")
+    finally:
+        await conn.close()
+    assert {r["external_id"]: str(r["id"]) for r in stored} == {
+        key: answer["id"] for key, answer in recorded.items()
+    }
+    assert len({r["tx_id"] for r in stored}) < len(stored)
+
+
 async def test_money_must_be_a_whole_number(api, new_customer):
     customer = await new_customer()
 

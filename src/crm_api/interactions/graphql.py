@@ -207,15 +207,19 @@ class InteractionMutations:
         self, info: Info, input: InteractionInput, idempotency_key: IdempotencyKey = None
     ) -> Interaction:
         data = validated(schemas.InteractionCreate, plain(input))
-        recorded = await idempotent(
-            info,
-            idempotency_key,
-            schemas.Interaction,
-            lambda conn: service.record_interaction(
-                conn,
-                info.context.principal,
-                data,
-                negative_below=info.context.settings.sentiment_negative_threshold,
-            ),
-        )
+        negative_below = info.context.settings.sentiment_negative_threshold
+        recorded = None
+        if idempotency_key is None:  # no key to commit with it: it may share a statement
+            assert info.context.request is not None
+            recorder: service.Recorder = info.context.request.app.state.interaction_recorder
+            recorded = await recorder.record(data, negative_below=negative_below)
+        if recorded is None:
+            recorded = await idempotent(
+                info,
+                idempotency_key,
+                schemas.Interaction,
+                lambda conn: service.record_interaction(
+                    conn, info.context.principal, data, negative_below=negative_below
+                ),
+            )
         return Interaction.of(recorded)
