@@ -56,6 +56,27 @@ async def test_requests_are_counted_per_route_template_with_latency(
     assert after[("crm_db_pool_max_connections", frozenset())] == 10  # the test settings
 
 
+async def test_coalesced_recordings_are_counted_per_statement(
+    client, api, key_for, new_customer
+) -> None:
+    scraper = await key_for(Scope.METRICS_READ)
+    customer = await new_customer()
+    note = {"customer_id": customer["id"], "type": "note"}
+    before = _samples((await client.get("/metrics", headers=scraper)).text)
+
+    answers = await asyncio.gather(*(api.post("/v1/interactions", json=note) for _ in range(20)))
+
+    assert [a.status_code for a in answers] == [201] * 20
+    after = _samples((await client.get("/metrics", headers=scraper)).text)
+    labels = frozenset({"write": "interaction"}.items())
+
+    def grown(name: str) -> float:
+        return after[(name, labels)] - before.get((name, labels), 0)
+
+    assert grown("crm_coalesced_batch_size_sum") == 20
+    assert 1 <= grown("crm_coalesced_batch_size_count") < 20
+
+
 async def test_the_webhook_backlog_is_visible(client, api, key_for, new_customer, receiver) -> None:
     scraper = await key_for(Scope.METRICS_READ)
     created = await api.post("/v1/webhook-endpoints", json={"url": receiver.url})

@@ -10,12 +10,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from crm_api.core.metrics import COALESCED
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
 class Coalescer(Generic[Item, Result]):
-    """Runs submitted items in batches of at most ``max_size``, one batch at a time.
+    """Runs submitted items in batches of at most ``max_size``, one batch at a time; each
+    batch's size is observed under ``name`` in ``crm_coalesced_batch_size``.
 
     ``run`` answers one result per item, in order; an exception it raises is every
     item's. A submitter that is cancelled while it waits does not take its item back:
@@ -23,10 +26,15 @@ class Coalescer(Generic[Item, Result]):
     """
 
     def __init__(
-        self, run: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]], *, max_size: int
+        self,
+        run: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]],
+        *,
+        name: str,
+        max_size: int,
     ) -> None:
         self._run = run
         self._max_size = max_size
+        self._sizes = COALESCED.labels(name)
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._draining: asyncio.Task[None] | None = None
 
@@ -47,6 +55,7 @@ class Coalescer(Generic[Item, Result]):
             self._draining = None
 
     async def _settle(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        self._sizes.observe(len(batch))
         try:
             results = await self._run([item for item, _ in batch])
         except Exception as exc:

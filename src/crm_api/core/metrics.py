@@ -40,6 +40,15 @@ LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+# How much sharing happens (core/coalescing.py): at 1 all the time, a busy server is not
+# coalescing its writes.
+COALESCED = Histogram(
+    "crm_coalesced_batch_size",
+    "Items written together by one statement of a coalesced write.",
+    ["write"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+
 
 # The labelled series, looked up once each: labels() costs more than the count itself.
 _series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -138,8 +147,9 @@ router = domain_router(tag="operations")
     },
 )
 async def ops_metrics(principal: requires(Scope.METRICS_READ), request: Request) -> Response:
-    """Request rate and latency per route, the database pool, and the webhook backlog, for
-    Prometheus to scrape (send the key as a bearer token)."""
+    """Request rate and latency per route, how many writes share a statement, the database
+    pool, and the webhook backlog, for Prometheus to scrape (send the key as a bearer
+    token)."""
     db: Database = request.app.state.db
     async with db.connection() as conn:
         backlog = await _BACKLOG.fetchrow(conn)
@@ -148,7 +158,7 @@ async def ops_metrics(principal: requires(Scope.METRICS_READ), request: Request)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # every server process's counts, summed
         multiprocess.MultiProcessCollector(registry)
     else:
-        registry.register(REQUESTS)
-        registry.register(LATENCY)
+        for metric in (REQUESTS, LATENCY, COALESCED):
+            registry.register(metric)
     registry.register(_Snapshot(db, backlog, endpoints))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

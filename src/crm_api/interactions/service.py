@@ -308,7 +308,7 @@ class Recorder:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._batches: Coalescer[Recording, db.Record | Conflict] = Coalescer(
-            self._record, max_size=_COALESCED
+            self._record, name="interaction", max_size=_COALESCED
         )
 
     async def record(self, data: InteractionCreate, *, negative_below: float) -> Interaction | None:
