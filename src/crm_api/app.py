@@ -39,6 +39,7 @@ from crm_api.loyalty.router import accounts_router as loyalty_accounts_router
 from crm_api.loyalty.router import entries_router as loyalty_entries_router
 from crm_api.loyalty.router import programs_router as loyalty_programs_router
 from crm_api.loyalty.router import rewards_router as loyalty_rewards_router
+from crm_api.loyalty.writer import LedgerWriter
 from crm_api.scoring.router import router as scoring_router
 from crm_api.segments.router import customers_router as segment_customers_router
 from crm_api.segments.router import members_router as segment_members_router
@@ -96,6 +97,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.live_events = LiveEvents(db)  # listens from the first subscription on
     app.state.interaction_recorder = interactions.Recorder(db.pool)
+    app.state.ledger_writer = LedgerWriter(db.pool)
     # Everything alive after start-up lives as long as the process: keep it out of the
     # collector's sweeps, which otherwise cost 60-100 ms pauses (p99 latency) under load.
     gc.collect()

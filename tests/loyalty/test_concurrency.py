@@ -1,13 +1,17 @@
-"""Many simultaneous writes to one account over real HTTP: exactness under contention."""
+"""Many simultaneous writes over real HTTP: exactness under contention, on one account and
+across many that share transactions."""
 
 import asyncio
 import random
+import uuid
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from crm_api.app import create_app
 from crm_api.config import Settings
 from live import serve, settings_for
+from support import eventually_events
 
 
 def _settings(database_url: str) -> Settings:
@@ -66,3 +70,76 @@ async def test_mixed_simultaneous_earns_and_redeems_keep_the_books(
     assert all(r.status_code == 201 for (action, _), r in zip(writes, answers, strict=True)
                if action == "earn")  # fmt: skip
     assert await books(account) == expected
+
+
+def _batches(metrics: str) -> tuple[float, float]:
+    """The loyalty writes submitted to shared transactions so far, and the transactions."""
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.labels.get("write") == "loyalty_entry"
+    }
+    return found["crm_coalesced_batch_size_sum"], found["crm_coalesced_batch_size_count"]
+
+
+async def test_simultaneous_writes_to_many_accounts_each_get_their_own_answer(
+    database_url, admin_key, create_program, enrol, earned, backdate, books, account_of, api
+) -> None:
+    """Earns and redeems on distinct accounts share transactions; a write that fails
+    fails alone, and one that needs more (due lots to expire first) runs in its own."""
+    program = await create_program(
+        expiry_days=30, tiers=[{"name": "Silver", "threshold": 15, "multiplier": 2}]
+    )
+    accounts = [await enrol(program) for _ in range(12)]
+    for account in accounts:
+        await earned(account, 10)
+    due = accounts[0]
+    await backdate(
+        (await api.get(f"/v1/loyalty/accounts/{due['id']}/entries")).json()["data"][0], 31
+    )
+    await earned(due, 5)
+    writes = [(due, "redeem", {"points": 3}, 201)]
+    for account in accounts[1:]:
+        writes += [
+            (account, "earn", {"points": 5}, 201),  # reaches Silver
+            (account, "redeem", {"points": 3}, 201),
+            (account, "redeem", {"points": 100}, 409),  # more than there will ever be
+            (account, "earn", {"amount": 500, "currency": "USD"}, 422),
+        ]
+    writes.append(({"id": str(uuid.uuid4())}, "redeem", {"points": 1}, 404))
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    limits = httpx.Limits(max_connections=len(writes), max_keepalive_connections=len(writes))
+    with serve(create_app(_settings(database_url))) as base_url:
+        async with httpx.AsyncClient(
+            base_url=base_url, headers=headers, limits=limits, timeout=60
+        ) as http:
+            before = _batches((await http.get("/metrics")).text)
+            answers = await asyncio.gather(
+                *(
+                    http.post(f"/v1/loyalty/accounts/{account['id']}/{action}", json=body)
+                    for account, action, body, _ in writes
+                )
+            )
+            after = _batches((await http.get("/metrics")).text)
+
+    assert [r.status_code for r in answers] == [status for *_, status in writes], [
+        r.text for r in answers if r.status_code >= 500
+    ]
+    problems = {r.status_code: r.json() for r in answers if r.status_code >= 400}
+    assert problems[409]["type"] == "/problems/insufficient-points"
+    assert problems[422]["errors"][0]["field"] == "currency"
+    submitted, batches = (a - b for a, b in zip(after, before, strict=True))
+    assert submitted == len(writes) and batches < len(writes)  # they shared transactions
+    # The due account's expired lot went first, in the redeem's own transaction.
+    due_entries = (await api.get(f"/v1/loyalty/accounts/{due['id']}/entries")).json()["data"]
+    assert [(e["kind"], e["points"]) for e in due_entries] == [
+        ("redeem", -3), ("expire", -10), ("earn", 5), ("earn", 10),
+    ]  # fmt: skip
+    assert await books(due) == 2
+    for account in accounts[1:]:
+        assert await books(account) == 12
+    # Every account earned 15 in the window, the due one before the rush.
+    assert {(await account_of(a))["tier"] for a in accounts} == {"Silver"}
+    changes = await eventually_events(api, 12, type="loyalty.tier_changed")
+    assert sorted(e["data"]["account_id"] for e in changes) == sorted(a["id"] for a in accounts)

@@ -7,7 +7,7 @@ once: there is no timer, so coalescing adds no latency when there is nothing to 
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 from crm_api.core.metrics import COALESCED
@@ -17,8 +17,10 @@ Result = TypeVar("Result")
 
 
 class Coalescer(Generic[Item, Result]):
-    """Runs submitted items in batches of at most ``max_size``, one batch at a time; each
-    batch's size is observed under ``name`` in ``crm_coalesced_batch_size``.
+    """Runs submitted items in batches of at most ``max_size``, at most ``lanes`` batches
+    at a time; each batch's size is observed under ``name`` in
+    ``crm_coalesced_batch_size``. Items with the same ``apart`` key are never in flight
+    together: a later one waits for a later batch, in order.
 
     ``run`` answers one result per item, in order; an exception it raises is every
     item's. A submitter that is cancelled while it waits does not take its item back:
@@ -31,28 +33,54 @@ class Coalescer(Generic[Item, Result]):
         *,
         name: str,
         max_size: int,
+        lanes: int = 1,
+        apart: Callable[[Item], Hashable] | None = None,
     ) -> None:
         self._run = run
         self._max_size = max_size
+        self._lanes = lanes
+        self._apart = apart
         self._sizes = COALESCED.labels(name)
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._draining: asyncio.Task[None] | None = None
+        self._draining: set[asyncio.Task[None]] = set()
+        self._in_flight: set[Hashable] = set()  # the apart keys of the batches running
 
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if self._draining is None:
-            self._draining = asyncio.create_task(self._drain())
+        if len(self._draining) < self._lanes:
+            self._draining.add(asyncio.create_task(self._drain()))
         return await future
 
     async def _drain(self) -> None:
         try:
-            while self._waiting:
-                batch = self._waiting[: self._max_size]
-                del self._waiting[: self._max_size]
-                await self._settle(batch)
+            while batch := self._next_batch():
+                keys = {self._apart(item) for item, _ in batch} if self._apart else set()
+                self._in_flight |= keys
+                try:
+                    await self._settle(batch)
+                finally:
+                    self._in_flight -= keys
         finally:
-            self._draining = None
+            # At once, with no await after the last look at the queue: an item submitted
+            # from here on starts a lane of its own.
+            self._draining.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    def _next_batch(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        if self._apart is None:
+            batch = self._waiting[: self._max_size]
+            del self._waiting[: self._max_size]
+            return batch
+        batch, later, keys = [], [], set(self._in_flight)
+        for waiting in self._waiting:
+            key = self._apart(waiting[0])
+            if len(batch) < self._max_size and key not in keys:
+                keys.add(key)
+                batch.append(waiting)
+            else:
+                later.append(waiting)
+        self._waiting = later
+        return batch
 
     async def _settle(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         self._sizes.observe(len(batch))

@@ -30,6 +30,7 @@ from crm_api.loyalty.models import (
     loyalty_programs,
     loyalty_rewards,
 )
+from crm_api.loyalty.writer import LedgerWriter
 
 
 def _whole(value: object) -> int:
@@ -351,8 +352,14 @@ async def _write(
     request: BaseModel,
     idempotency_key: str | None,
 ) -> "LoyaltyEntry":
-    """One ledger write (earn, redeem, adjust, reverse) in a transaction of its own."""
+    """One ledger write (earn, redeem, adjust, reverse); an earn or a redeem without an
+    idempotency key may share a transaction (see writer.py)."""
     actor = info.context.principal.key_id
+    if idempotency_key is None and isinstance(request, schemas.EarnRequest | schemas.RedeemRequest):
+        assert info.context.request is not None
+        writer: LedgerWriter = info.context.request.app.state.ledger_writer
+        if shared := await writer.write(target, request, actor=actor):
+            return LoyaltyEntry.of(shared)
     entry, _ = await idempotent(
         info,
         idempotency_key,

@@ -1,6 +1,7 @@
 """REST transport of loyalty programmes, rewards, accounts and the points ledger."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Path, Request
@@ -30,6 +31,7 @@ from crm_api.loyalty.schemas import (
     RewardCreate,
     RewardUpdate,
 )
+from crm_api.loyalty.writer import LedgerWriter
 
 LOYALTY = "/v1/loyalty"
 programs_router = domain_router(prefix=f"{LOYALTY}/programs", tag="loyalty-programs")
@@ -38,6 +40,8 @@ accounts_router = domain_router(prefix=f"{LOYALTY}/accounts", tag="loyalty-accou
 entries_router = domain_router(prefix=f"{LOYALTY}/entries", tag="loyalty-entries")
 Reader = requires(Scope.LOYALTY_READ)
 Writing = unit_of_work(Scope.LOYALTY_WRITE)
+# Most earns and redeems share a transaction with concurrent ones (see writer.py).
+Ledgering = unit_of_work(Scope.LOYALTY_WRITE, deferred=True)
 ProgramId = Annotated[uuid.UUID, Path(description="The programme's id.")]
 RewardId = Annotated[uuid.UUID, Path(description="The reward's id.")]
 AccountId = Annotated[uuid.UUID, Path(description="The account's id.")]
@@ -73,6 +77,25 @@ def _account_headers(account: Account) -> dict[str, str]:
 
 def _key(request: Request) -> str | None:
     return request.headers.get("Idempotency-Key")
+
+
+async def _earn_or_redeem(
+    uow: UnitOfWork,
+    request: Request,
+    account_id: uuid.UUID,
+    body: EarnRequest | RedeemRequest,
+    write: Callable[..., Awaitable[tuple[Entry, bool]]],
+) -> Response:
+    async with uow:
+        entry, replayed = None, False
+        if not uow.in_transaction:  # no Idempotency-Key to commit with it
+            writer: LedgerWriter = request.app.state.ledger_writer
+            entry = await writer.write(account_id, body, actor=uow.principal.key_id)
+        if entry is None:
+            entry, replayed = await write(
+                await uow.begin(), account_id, body, actor=uow.principal.key_id, key=_key(request)
+            )
+        return await _entry_answer(uow, entry, replayed)
 
 
 async def _entry_answer(uow: UnitOfWork, entry: Entry, replayed: bool) -> Response:
@@ -270,7 +293,7 @@ LEDGER_WRITE = REPLAYED | responses(404, 409)
     "/{account_id}/earn", status_code=201, response_model=Entry, responses=LEDGER_WRITE
 )
 async def loyalty_accounts_earn(
-    account_id: AccountId, body: EarnRequest, uow: Writing, request: Request
+    account_id: AccountId, body: EarnRequest, uow: Ledgering, request: Request
 ) -> Response:
     """Earn points: exactly `points` (no multiplier), or for a purchase `amount` in the
     programme's currency (points per unit x the tier's multiplier, rounded once). The
@@ -280,28 +303,20 @@ async def loyalty_accounts_earn(
     Answers the entry (GET the account for available and locked points). With an
     `Idempotency-Key` this key already used on the account: 200 with that entry.
     """
-    async with uow:
-        entry, replayed = await service.earn(
-            uow.conn, account_id, body, actor=uow.principal.key_id, key=_key(request)
-        )
-        return await _entry_answer(uow, entry, replayed)
+    return await _earn_or_redeem(uow, request, account_id, body, service.earn)
 
 
 @accounts_router.post(
     "/{account_id}/redeem", status_code=201, response_model=Entry, responses=LEDGER_WRITE
 )
 async def loyalty_accounts_redeem(
-    account_id: AccountId, body: RedeemRequest, uow: Writing, request: Request
+    account_id: AccountId, body: RedeemRequest, uow: Ledgering, request: Request
 ) -> Response:
     """Spend available points, or buy `quantity` of a catalogue reward with them; the oldest
     lots are used first. More than is available is a 409 `insufficient-points` (saying
     how many are available) and changes nothing; so is a reward out of stock.
     """
-    async with uow:
-        entry, replayed = await service.redeem(
-            uow.conn, account_id, body, actor=uow.principal.key_id, key=_key(request)
-        )
-        return await _entry_answer(uow, entry, replayed)
+    return await _earn_or_redeem(uow, request, account_id, body, service.redeem)
 
 
 @accounts_router.post(

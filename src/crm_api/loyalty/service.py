@@ -478,6 +478,10 @@ async def latest_entries(
     }
 
 
+def no_account(account_id: uuid.UUID) -> NotFound:
+    return NotFound(f"No loyalty account with id {account_id}.")
+
+
 async def _open(
     conn: Connection, account_id: uuid.UUID, now: datetime, actor: uuid.UUID | None, key: str | None
 ) -> tuple[ledger.Account, Entry | None]:
@@ -485,7 +489,7 @@ async def _open(
     under ``key`` on it (a replay), if any."""
     account = await ledger.lock(conn, now, account_id=account_id, actor=actor, key=key)
     if account is None:
-        raise NotFound(f"No loyalty account with id {account_id}.")
+        raise no_account(account_id)
     replay = None if account.replay_id is None else await get_entry(conn, account.replay_id)
     return account, replay
 
@@ -496,19 +500,18 @@ async def _expire_due(conn: Connection, account: ledger.Account, now: datetime) 
         await ledger.expire_due(conn, account, now)
 
 
-async def _earn(
+async def crediting(
     conn: Connection,
     account: ledger.Account,
     points: int,
     now: datetime,
     **fields: Any,
-) -> Entry:
-    """Credit earned points as a new lot; an upgrade the window now reaches happens at once."""
+) -> ledger.Pending:
+    """Earned points as a new lot; an upgrade the window now reaches happens at once."""
     if account.could_move_up(points):
         reached = await ledger.qualifying(conn, account, now) + points
         account.tier_change(reached, now, upgrade_only=True)
-    return await ledger.append(
-        conn,
+    return ledger.credit(
         account,
         EntryKind.EARN,
         points,
@@ -518,6 +521,33 @@ async def _earn(
         qualifying_points=points,
         **fields,
     )
+
+
+def write_fields(
+    request: EarnRequest | RedeemRequest, actor: uuid.UUID | None, key: str | None
+) -> dict[str, Any]:
+    """What an earn or a redeem records of who asked, and why."""
+    return {"reference": request.reference, "actor_key_id": actor, "idempotency_key": key}
+
+
+def earning(
+    account: ledger.Account, request: EarnRequest, fields: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """The points an earn credits (exact, or for a purchase amount), and its fields."""
+    if request.amount is None or request.currency is None:
+        assert request.points is not None
+        return request.points, fields
+    if request.currency != account.currency:
+        raise ValidationFailed.for_field(
+            "currency", f"must be the programme's currency, {account.currency}"
+        )
+    points = account.points_for(request.amount)
+    if points > MAX_POINTS:
+        raise ValidationFailed.for_field("amount", f"would earn more than {MAX_POINTS} points")
+    if points == 0:
+        raise ValidationFailed.for_field("amount", "earns no points at this programme's rate")
+    return points, {**fields, "amount": request.amount, "currency": request.currency,
+                    "multiplier": account.multiplier}  # fmt: skip
 
 
 async def earn(
@@ -533,23 +563,8 @@ async def earn(
     account, replay = await _open(conn, account_id, now, actor, key)
     if replay:
         return replay, True
-    fields: dict[str, Any] = {"reference": request.reference, "actor_key_id": actor,
-                              "idempotency_key": key}  # fmt: skip
-    points = request.points
-    if request.amount is not None and request.currency is not None:
-        if request.currency != account.currency:
-            raise ValidationFailed.for_field(
-                "currency", f"must be the programme's currency, {account.currency}"
-            )
-        points = account.points_for(request.amount)
-        if points > MAX_POINTS:
-            raise ValidationFailed.for_field("amount", f"would earn more than {MAX_POINTS} points")
-        if points == 0:
-            raise ValidationFailed.for_field("amount", "earns no points at this programme's rate")
-        fields.update(amount=request.amount, currency=request.currency,
-                      multiplier=account.multiplier)  # fmt: skip
-    assert points is not None
-    return await _earn(conn, account, points, now, **fields), False
+    points, fields = earning(account, request, write_fields(request, actor, key))
+    return await ledger.write(conn, await crediting(conn, account, points, now, **fields)), False
 
 
 _TAKE_STOCK = Compiled.of(
@@ -581,8 +596,7 @@ async def redeem(
     account, replay = await _open(conn, account_id, now, actor, key)
     if replay:
         return replay, True
-    fields: dict[str, Any] = {"reference": request.reference, "actor_key_id": actor,
-                              "idempotency_key": key}  # fmt: skip
+    fields = write_fields(request, actor, key)
     points = request.points
     reward = None
     if request.reward_id is not None:
@@ -807,7 +821,7 @@ async def _earn_purchase(conn: Connection, interaction: Interaction, program_id:
     points = min(account.points_for(interaction.amount), MAX_POINTS)
     if points == 0:  # a purchase too small to earn records nothing
         return
-    await _earn(
+    credited = await crediting(
         conn,
         account,
         points,
@@ -818,6 +832,7 @@ async def _earn_purchase(conn: Connection, interaction: Interaction, program_id:
         interaction_id=interaction.id,
         reference=interaction.external_id,
     )
+    await ledger.write(conn, credited)
 
 
 async def _reverse_refund(conn: Connection, refund: Interaction, earned: db.Record) -> None:
