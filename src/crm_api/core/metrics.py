@@ -44,7 +44,7 @@ LATENCY = Histogram(
 # coalescing its writes.
 COALESCED = Histogram(
     "crm_coalesced_batch_size",
-    "Items written together by one statement of a coalesced write.",
+    "Items written together by one statement or transaction of a coalesced write.",
     ["write"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
