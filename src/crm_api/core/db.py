@@ -5,7 +5,7 @@ keeps the hot paths near raw-driver speed (see DESIGN.md), and statements that d
 change shape are compiled once at import time.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 
 from crm_api.core.json import dumps
@@ -45,6 +46,31 @@ def constant(value: Any, type_: Any = None) -> sa.ColumnElement[Any]:
     bound = sa.literal(value, type_)
     sql = bound.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True})
     return sa.literal_column(str(sql), bound.type)
+
+
+def recordset(table: sa.Table, param: str, columns: Sequence[str]) -> sa.TableValuedAlias:
+    """SQL: the JSON array ``param`` as rows of ``table``'s ``columns``. One statement so
+    takes one row or many."""
+    return (
+        sa.func.jsonb_populate_recordset(
+            sa.literal_column(f"NULL::{table.name}"), sa.bindparam(param, type_=JSONB)
+        )
+        .table_valued(*(sa.column(c, table.c[c].type) for c in columns))
+        .alias(param)
+    )
+
+
+def json_rows(
+    param: str, columns: Mapping[str, Any], *, name: str | None = None
+) -> sa.TableValuedAlias:
+    """SQL: the JSON array ``param`` as rows of ``columns`` (name: type), for rows that
+    are no table's; ``name`` them when a table shares the parameter's."""
+    return (
+        sa.func.jsonb_to_recordset(sa.bindparam(param, type_=JSONB))
+        .table_valued(*(sa.column(name, type_) for name, type_ in columns.items()))
+        .render_derived(with_types=True)
+        .alias(name or param)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,17 +66,6 @@ UPDATE interactions i
 """
 
 
-def _recordset(table: sa.Table, param: str, columns: Sequence[str]) -> sa.TableValuedAlias:
-    """SQL: the JSON array ``param`` as rows of ``table``'s ``columns``."""
-    return (
-        sa.func.jsonb_populate_recordset(
-            sa.literal_column(f"NULL::{table.name}"), sa.bindparam(param, type_=JSONB)
-        )
-        .table_valued(*(sa.column(c, table.c[c].type) for c in columns))
-        .alias(param)
-    )
-
-
 def _recording(*, alone: bool) -> Compiled:
     """One statement records interactions, their line items and their events.
 
@@ -93,7 +82,7 @@ def _recording(*, alone: bool) -> Compiled:
     few executions: planning this statement took about 0.5 ms, half of a lone write.
     """
     columns = (*INSERTED_COLUMNS, *ITEM_FIGURES, "recorded_at")
-    rows = _recordset(t, "rows", columns)
+    rows = db.recordset(t, "rows", columns)
     given = sa.select(
         rows,
         loyalty.acts_on(rows.c.type, rows.c.currency).label("loyalty_acts"),
@@ -112,23 +101,17 @@ def _recording(*, alone: bool) -> Compiled:
         .cte("interaction")
     )
     item_columns = ("interaction_id", "line", *ITEM_COLUMNS)
-    item_rows = _recordset(items_t, "items", item_columns)
+    item_rows = db.recordset(items_t, "items", item_columns)
     items = sa.insert(items_t).from_select(
         ["customer_id", *item_columns],
         sa.select(interaction.c.customer_id, *(item_rows.c[c] for c in item_columns)).join(
             interaction, interaction.c.id == item_rows.c.interaction_id
         ),
     )
-    event_rows = (
-        sa.func.jsonb_to_recordset(sa.bindparam("events", type_=JSONB))
-        .table_valued(
-            sa.column("id", sa.Uuid),
-            sa.column("type", sa.Text),
-            sa.column("interaction_id", sa.Uuid),
-            sa.column("data", JSONB),
-        )
-        .render_derived(with_types=True)
-        .alias("event_rows")
+    event_rows = db.json_rows(
+        "events",
+        {"id": sa.Uuid, "type": sa.Text, "interaction_id": sa.Uuid, "data": JSONB},
+        name="event_rows",
     )
     event = events.recording(
         sa.select(

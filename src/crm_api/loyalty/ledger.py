@@ -3,9 +3,10 @@
 Every write to an account starts by locking its row (``SELECT ... FOR UPDATE``), so writes
 to one account serialise. Under READ COMMITTED each later statement takes a fresh
 snapshot, so the lots read after the lock are current; a debit is never planned from
-rows read before it. An entry, its lot changes, the account's new balance and the
-events are then written by one compiled statement; a debit's statement also plans which
-lots it takes, so it costs one round trip under the lock, not two.
+rows read before it. Entries, their lot changes, the accounts' new balances and the
+events are then written by one compiled statement, for one account or for many locked
+together (writer.py); a debit's lots are planned inside it, so a write costs one round
+trip under the lock, not two.
 """
 
 import uuid
@@ -16,10 +17,12 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 import sqlalchemy as sa
 from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from crm_api.core import db
 from crm_api.core.db import Compiled, Connection, Record
 from crm_api.core.errors import Conflict, FieldError
 from crm_api.core.ids import new_id
@@ -210,12 +213,21 @@ def locking(*where: sa.ColumnElement[bool], claim: int | None = None) -> Compile
     return Compiled.of(statement.limit(claim).with_for_update(of=A, skip_locked=True))
 
 
-# The ledger's statements take NULLs and empty arrays for what a write does not touch
-# (no Idempotency-Key, no lot taken, no new lot). A custom plan folds those away and so
-# always looks cheaper than the generic one, and PostgreSQL planned the lock and the
-# append afresh on every execution, which cost more than running them: at 32 clients
-# over 2,000 accounts a write took 1.7 ms of server CPU, and 1.2 ms on generic plans.
-_GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+# How the ledger's statements are planned, for the transaction that locked the accounts.
+# - Generic plans: the statements take NULLs and empty arrays for what a write does not
+#   touch (no Idempotency-Key, no lot taken, no new lot). A custom plan folds those away
+#   and so always looks cheaper than the generic one, and PostgreSQL planned the lock and
+#   the append afresh on every execution, which cost more than running them: at 32
+#   clients over 2,000 accounts a write took 1.7 ms of server CPU, 1.2 ms on generic plans.
+# - Index lookups and nested loops: the append takes its entries as JSON arrays, whose
+#   row count a plan cannot know (it assumes 100), so it priced hash joins over whole
+#   tables of lots and accounts below a probe per entry. Every statement here touches a
+#   few rows by key: 526 us of server CPU per write with the hash joins, 235 without.
+_PLANNING = (
+    "SET LOCAL plan_cache_mode = force_generic_plan;"
+    " SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;"
+    " SET LOCAL enable_seqscan = off"
+)
 _LOCK_BY_ID = locking(A.c.id == sa.bindparam("account_id", type_=sa.Uuid))
 _LOCK_MANY = locking(A.c.id == sa.any_(sa.bindparam("account_ids", type_=ARRAY(sa.Uuid))))
 _LOCK_BY_KEYS = locking(
@@ -236,7 +248,7 @@ async def lock(
 ) -> Account | None:
     """Lock an account (by id, or by customer and programme) for the transaction."""
     params = {"now": now, "actor": actor, "key": key}
-    await conn.execute(_GENERIC_PLANS)
+    await conn.execute(_PLANNING)
     if account_id is not None:
         row = await _LOCK_BY_ID.fetchrow(conn, account_id=account_id, **params)
     else:
@@ -250,7 +262,7 @@ async def lock_many(
     conn: Connection, now: datetime, account_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Account]:
     """Lock accounts by id for the transaction; those that exist, by id."""
-    await conn.execute(_GENERIC_PLANS)
+    await conn.execute(_PLANNING)
     rows = await _LOCK_MANY.fetch(conn, account_ids=account_ids, now=now, actor=None, key=None)
     return {row["id"]: Account.of(row) for row in rows}
 
@@ -274,74 +286,125 @@ async def qualifying(conn: Connection, account: Account, now: datetime) -> int:
     )
 
 
-_now = sa.bindparam("now", type_=L.c.expires_at.type)
-_mine = (
-    L.c.customer_id == sa.bindparam("customer_id", type_=sa.Uuid),
-    L.c.account_id == sa.bindparam("account_id", type_=sa.Uuid),
-    L.c.has_points,
-    sa.or_(L.c.expires_at.is_(None), L.c.expires_at > _now),
-)
 _DUE = Compiled.of(
     sa.select(L.c.entry_id, L.c.remaining)
     .where(
         L.c.customer_id == sa.bindparam("customer_id", type_=sa.Uuid),
         L.c.account_id == sa.bindparam("account_id", type_=sa.Uuid),
         L.c.has_points,
-        L.c.expires_at <= _now,
+        L.c.expires_at <= sa.bindparam("now", type_=L.c.expires_at.type),
     )
     .order_by(L.c.earned_at, L.c.entry_id)
 )
 
 
-def _spending_plan() -> tuple[sa.CTE, sa.ColumnElement[int]]:
-    """SQL: the lots a debit of ``wanted`` points takes from, as a CTE of (lot, points),
-    and how many points are spendable (at least ``wanted`` when they suffice).
+def _spending(op: sa.CTE) -> tuple[sa.CTE, sa.CTE]:
+    """SQL: the lots each debit of ``op`` (its rows with ``wanted`` points) takes from, as
+    a CTE of (op, lot, points), and the points each could spend (at least ``wanted`` when
+    they suffice), as a CTE of (op, spendable).
 
-    A reversed credit's own lot (``first``) goes first, even while still locked; then
+    A reversed credit's own lot (``first_lot``) goes first, even while still locked; then
     spendable lots oldest first. The walk is recursive, one index probe on
     ``ix_loyalty_lots_fifo`` per lot, and stops as soon as the lots cover ``wanted``,
     however many lots the account has collected.
     """
-    wanted = sa.bindparam("wanted", type_=sa.BigInteger)
-    first = sa.bindparam("first", type_=sa.Uuid)
-    own = sa.select(L.c.entry_id, L.c.remaining).where(*_mine, L.c.entry_id == first).cte("own")
-    owned = sa.select(sa.func.coalesce(sa.func.max(own.c.remaining), 0)).scalar_subquery()
+
+    def usable(row: sa.CTE) -> tuple[sa.ColumnElement[bool], ...]:
+        return (
+            L.c.customer_id == row.c.customer_id,
+            L.c.account_id == row.c.account_id,
+            L.c.has_points,
+            sa.or_(L.c.expires_at.is_(None), L.c.expires_at > row.c.occurred_at),
+        )
+
+    start = (
+        sa.select(
+            op.c.id.label("op"),
+            op.c.customer_id,
+            op.c.account_id,
+            op.c.occurred_at,
+            op.c.wanted,
+            op.c.first_lot,
+            L.c.remaining.label("own"),
+            sa.func.coalesce(L.c.remaining, 0).label("owned"),
+        )
+        .select_from(op.outerjoin(L, sa.and_(*usable(op), L.c.entry_id == op.c.first_lot)))
+        .where(op.c.wanted.is_not(None))
+        .cte("start")
+    )
 
     def next_lot(*after: sa.ColumnElement[bool]) -> sa.Select[Any]:
         return (
             sa.select(L.c.entry_id, L.c.remaining, L.c.earned_at)
-            .where(*_mine, L.c.available_at <= _now, L.c.entry_id.is_distinct_from(first), *after)
+            .where(
+                *usable(start),
+                L.c.available_at <= start.c.occurred_at,
+                L.c.entry_id.is_distinct_from(start.c.first_lot),
+                *after,
+            )
             .order_by(L.c.earned_at, L.c.entry_id)
             .limit(1)
         )
 
-    oldest = next_lot().subquery("oldest")
+    oldest = next_lot().lateral("oldest")
     walk = (
-        sa.select(oldest, (owned + oldest.c.remaining).label("found"))
-        .where(owned < wanted)
+        sa.select(start.c.op, oldest, (start.c.owned + oldest.c.remaining).label("found"))
+        .select_from(start.join(oldest, sa.true()))
+        .where(start.c.owned < start.c.wanted)
         .cte("walk", recursive=True)
     )
     following = next_lot(
         sa.tuple_(L.c.earned_at, L.c.entry_id) > sa.tuple_(walk.c.earned_at, walk.c.entry_id)
     ).lateral("following")
     walk = walk.union_all(
-        sa.select(following, walk.c.found + following.c.remaining)
-        .select_from(walk.join(following, sa.true()))
-        .where(walk.c.found < wanted)
+        sa.select(walk.c.op, following, walk.c.found + following.c.remaining)
+        .select_from(walk.join(start, start.c.op == walk.c.op).join(following, sa.true()))
+        .where(walk.c.found < start.c.wanted)
+    )
+    reached = (
+        sa.select(walk.c.op, sa.func.max(walk.c.found).label("found"))
+        .group_by(walk.c.op)
+        .subquery("reached")
+    )
+    spendable = (
+        sa.select(
+            start.c.op,
+            sa.func.greatest(start.c.owned, sa.func.coalesce(reached.c.found, 0)).label(
+                "spendable"
+            ),
+        )
+        .select_from(start.outerjoin(reached, reached.c.op == start.c.op))
+        .cte("spendable")
     )
     before = walk.c.found - walk.c.remaining  # points found in the lots before this one
     takes = sa.union_all(
         sa.select(
-            own.c.entry_id.label("lot"), sa.func.least(own.c.remaining, wanted).label("points")
-        ),
-        sa.select(walk.c.entry_id, sa.func.least(walk.c.remaining, wanted - before)),
-    ).cte("takes")
-    reached = sa.select(sa.func.coalesce(sa.func.max(walk.c.found), 0)).scalar_subquery()
-    return takes, sa.func.greatest(reached, owned)
+            start.c.op,
+            start.c.first_lot.label("lot"),
+            sa.func.least(start.c.own, start.c.wanted).label("points"),
+        ).where(start.c.own.is_not(None)),
+        sa.select(
+            walk.c.op, walk.c.entry_id, sa.func.least(walk.c.remaining, start.c.wanted - before)
+        ).join(start, start.c.op == walk.c.op),
+    ).cte("planned")
+    return takes, spendable
 
 
-_TAKES, _SPENDABLE = _spending_plan()
-_PLAN = Compiled.of(sa.select(_TAKES.c.lot, _TAKES.c.points))
+def _partial_plan() -> Compiled:
+    """The spending plan of one debit that may fall short (then it takes all there is)."""
+    op = sa.select(
+        sa.bindparam("account_id", type_=sa.Uuid).label("id"),  # one debit: its account's
+        sa.bindparam("customer_id", type_=sa.Uuid).label("customer_id"),
+        sa.bindparam("account_id", type_=sa.Uuid).label("account_id"),
+        sa.bindparam("now", type_=L.c.earned_at.type).label("occurred_at"),
+        sa.bindparam("wanted", type_=sa.BigInteger).label("wanted"),
+        sa.bindparam("first", type_=sa.Uuid).label("first_lot"),
+    ).cte("op")
+    takes, _ = _spending(op)
+    return Compiled.of(sa.select(takes.c.lot, takes.c.points))
+
+
+_PLAN = _partial_plan()
 
 Takes = list[tuple[uuid.UUID, int]]
 
@@ -363,92 +426,114 @@ async def plan(
 
 
 ENTRY_COLUMNS = [c.name for c in E.columns]
+# What an append asks of the statement beyond its entry's columns.
+_APPEND_COLUMNS = {
+    "id": sa.Uuid,
+    "wanted": sa.BigInteger,  # a debit whose lots the spending plan picks: its points
+    "first_lot": sa.Uuid,  # the lot that plan takes first (a reversed credit's own)
+    "new_lot_points": sa.BigInteger,  # a credit that forms a lot: its points
+    "available_at": L.c.available_at.type,
+    "expires_at": L.c.expires_at.type,
+    "earned": sa.BigInteger,  # added to the account's lifetime earnings
+    "tier": A.c.tier.type,
+    "tier_since": A.c.tier_since.type,
+}
 
 
-def _append_statement(*, planned: bool) -> Compiled:
-    """The statement that writes an entry with everything it changes. Its lot changes
-    come from the ``lot_ids``/``lot_points`` arrays, or, ``planned``, from the spending
-    plan; a planned debit writes nothing unless the lots cover it, and answers the
-    spendable points either way."""
+def _parsed(rows: sa.TableValuedAlias, name: str) -> sa.CTE:
+    """``rows`` parsed once: joined as they come, the JSON is parsed again per outer row."""
+    return sa.select(rows).cte(name).prefix_with("MATERIALIZED")
 
-    def bind(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
-        return sa.bindparam(name, type_=column.type)
 
-    if planned:
-        changes: Any = _TAKES
-        spendable: sa.ColumnElement[Any] = _SPENDABLE
-        enough: sa.ColumnElement[bool] = sa.bindparam("wanted", type_=sa.BigInteger) <= _SPENDABLE
-    else:
-        changes = (
-            sa.func.unnest(
-                sa.bindparam("lot_ids", type_=ARRAY(sa.Uuid)),
-                sa.bindparam("lot_points", type_=ARRAY(sa.BigInteger)),
-            )
-            .table_valued(sa.column("lot", sa.Uuid), sa.column("points", sa.BigInteger))
-            .render_derived(name="change")
-        )
-        spendable, enough = sa.literal(None, sa.BigInteger), sa.true()
-    customer, entry_id = bind("customer_id", E.c.customer_id), bind("id", E.c.id)
+def _append_statement() -> Compiled:
+    """The statement that writes entries with everything they change, for one account
+    each: their lot changes (given in ``takes``, or picked by the spending plan for a
+    ``wanted`` debit), new lots, the accounts' new state and the events. A debit the lots
+    cannot cover writes nothing. It answers each entry's spendable points (null unless
+    its plan was asked for).
+
+    Its parameters are JSON arrays, so one statement serves one write or many that share
+    a transaction, and its plan does not change with their number.
+    """
+    entries = db.recordset(E, "entries", ENTRY_COLUMNS)
+    asks = _parsed(db.json_rows("appends", _APPEND_COLUMNS), "asks")
+    op = (
+        sa.select(entries, *(asks.c[c] for c in _APPEND_COLUMNS if c != "id"))
+        .join(asks, asks.c.id == entries.c.id)
+        .cte("op")
+    )
+    planned, spendable = _spending(op)
+    written = (
+        sa.select(op)
+        .outerjoin(spendable, spendable.c.op == op.c.id)
+        .where(sa.or_(op.c.wanted.is_(None), op.c.wanted <= spendable.c.spendable))
+        .cte("written")
+    )
+    given = _parsed(
+        db.json_rows("takes", {"op": sa.Uuid, "lot": sa.Uuid, "points": sa.BigInteger}), "given"
+    )
+    changes = sa.union_all(sa.select(given), sa.select(planned)).subquery("change")
+    taken = (
+        sa.select(written.c.customer_id, changes)
+        .join(written, written.c.id == changes.c.op)
+        .cte("taken")
+    )
     entry = sa.insert(E).from_select(
-        ENTRY_COLUMNS, sa.select(*(bind(c, E.c[c]) for c in ENTRY_COLUMNS)).where(enough)
+        ENTRY_COLUMNS, sa.select(*(written.c[c] for c in ENTRY_COLUMNS))
     )
     uses = sa.insert(U).from_select(
         ["customer_id", "entry_id", "lot_entry_id", "points"],
-        sa.select(customer, entry_id, changes.c.lot, changes.c.points).where(enough),
+        sa.select(taken.c.customer_id, taken.c.op, taken.c.lot, taken.c.points),
     )
-    # The lots are looked up by the ids of the changed ones: joined to the changes alone,
-    # the plan read every lot the customer ever earned (3.2 ms at 12,000 lots).
-    changed_ids = sa.cast(
-        sa.select(sa.func.array_agg(changes.c.lot)).scalar_subquery(), ARRAY(sa.Uuid)
-    )  # cast: an array value for ANY, where a bare subquery would be compared row by row
     lots = (
         sa.update(L)
-        .where(
-            L.c.customer_id == customer,
-            L.c.entry_id == sa.any_(changed_ids),
-            L.c.entry_id == changes.c.lot,
-            enough,
-        )
-        .values(remaining=L.c.remaining - changes.c.points)
+        .where(L.c.customer_id == taken.c.customer_id, L.c.entry_id == taken.c.lot)
+        .values(remaining=L.c.remaining - taken.c.points)
     )
-    new_points = sa.bindparam("new_lot_points", type_=sa.BigInteger)
     new_lot = sa.insert(L).from_select(
         ["customer_id", "entry_id", "account_id", "points", "remaining", "earned_at",
          "available_at", "expires_at"],
         sa.select(
-            customer,
-            entry_id,
-            bind("account_id", E.c.account_id),
-            new_points,
-            new_points,
-            bind("occurred_at", E.c.occurred_at),
-            bind("available_at", L.c.available_at),
-            bind("expires_at", L.c.expires_at),
-        ).where(new_points.is_not(None)),
+            written.c.customer_id,
+            written.c.id,
+            written.c.account_id,
+            written.c.new_lot_points,
+            written.c.new_lot_points,
+            written.c.occurred_at,
+            written.c.available_at,
+            written.c.expires_at,
+        ).where(written.c.new_lot_points.is_not(None)),
     )  # fmt: skip
     account = (
         sa.update(A)
-        .where(A.c.customer_id == customer, A.c.id == bind("account_id", E.c.account_id), enough)
+        .where(A.c.customer_id == written.c.customer_id, A.c.id == written.c.account_id)
         .values(
-            balance=bind("balance_after", E.c.balance_after),
-            lifetime_earned=A.c.lifetime_earned + sa.bindparam("earned", type_=sa.BigInteger),
-            last_seq=bind("seq", E.c.seq),
-            tier=bind("tier", A.c.tier),
-            tier_since=bind("tier_since", A.c.tier_since),
+            balance=written.c.balance_after,
+            lifetime_earned=A.c.lifetime_earned + written.c.earned,
+            last_seq=written.c.seq,
+            tier=written.c.tier,
+            tier_since=written.c.tier_since,
             version=A.c.version + 1,
-            updated_at=bind("occurred_at", E.c.occurred_at),
+            updated_at=written.c.occurred_at,
         )
+    )
+    event_rows = _parsed(
+        db.json_rows(
+            "events",
+            {"id": sa.Uuid, "type": sa.Text, "entry_id": sa.Uuid, "data": JSONB},
+            name="event_json",
+        ),
+        "event_rows",
     )
     announced = events.recording(
         sa.select(
-            sa.func.unnest(sa.bindparam("event_ids", type_=ARRAY(sa.Uuid))),
-            sa.func.unnest(sa.bindparam("event_types", type_=ARRAY(sa.Text))),
-            customer,
-            sa.func.unnest(sa.bindparam("event_data", type_=ARRAY(sa.Text))).cast(JSONB),
-        ).where(enough)
+            event_rows.c.id, event_rows.c.type, written.c.customer_id, event_rows.c.data
+        ).join(written, written.c.id == event_rows.c.entry_id)
     )
     return Compiled.of(
-        sa.select(spendable.label("spendable")).add_cte(
+        sa.select(op.c.id, spendable.c.spendable)
+        .outerjoin(spendable, spendable.c.op == op.c.id)
+        .add_cte(
             entry.cte("entry"),
             uses.cte("uses"),
             lots.cte("lots"),
@@ -459,22 +544,39 @@ def _append_statement(*, planned: bool) -> Compiled:
     )
 
 
-_APPEND = _append_statement(planned=False)
-_DEBIT = _append_statement(planned=True)
+_APPEND = _append_statement()
 
 
-def _entry_params(
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An entry ready for the append statement, with everything writing it changes."""
+
+    account: Account
+    entry: Entry
+    json: orjson.Fragment  # the entry as JSON: its row, and its event's data
+    asks: dict[str, Any]  # _APPEND_COLUMNS
+    takes: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+    @property
+    def wanted(self) -> int | None:
+        return self.asks["wanted"]  # type: ignore[no-any-return]
+
+
+def _pending(
     account: Account,
     kind: EntryKind,
     points: int,
     now: datetime,
-    new_lot: bool,
-    earned: int,
-    entry_id: uuid.UUID | None,
-    fields: dict[str, Any],
-) -> tuple[Entry, dict[str, Any]]:
-    """The entry an append would write, and the statement's parameters for it: its lot,
-    the account's new state and the events (its own and those the account queued)."""
+    *,
+    takes: Takes = (),  # type: ignore[assignment]
+    planned: bool = False,
+    first: uuid.UUID | None = None,
+    new_lot: bool = False,
+    earned: int = 0,
+    entry_id: uuid.UUID | None = None,
+    **fields: Any,
+) -> Pending:
     values = dict.fromkeys(ENTRY_COLUMNS)
     values.update(fields)
     values.update(
@@ -491,8 +593,9 @@ def _entry_params(
     if values["qualifying_points"] is None:
         values["qualifying_points"] = 0
     entry = Entry.model_validate(values)
-    queued = [(ENTRY_EVENTS[kind], dumps(entry)), *account.events]
-    lot = {"new_lot_points": None, "available_at": None, "expires_at": None}
+    data = orjson.Fragment(dumps(entry))
+    queued = [(ENTRY_EVENTS[kind], data), *((t, orjson.Fragment(d)) for t, d in account.events)]
+    lot: dict[str, Any] = {"new_lot_points": None, "available_at": None, "expires_at": None}
     if new_lot:
         lot = {
             "new_lot_points": points,
@@ -502,28 +605,23 @@ def _entry_params(
             if account.expiry_days
             else None,
         }
-    return entry, {
-        **values,
-        **lot,
+    asks = {
+        "id": entry.id,
+        "wanted": -points if planned else None,
+        "first_lot": first,
         "earned": earned,
         "tier": account.tier,
         "tier_since": account.tier_since,
-        "event_ids": [new_id() for _ in queued],
-        "event_types": [str(t) for t, _ in queued],
-        "event_data": [data.decode() for _, data in queued],
+        **lot,
     }
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """An entry ready to be written: the statement that writes it, with its arguments."""
-
-    account: Account
-    entry: Entry
-    earned: int
-    statement: Compiled
-    args: list[Any]
-    wanted: int | None  # a debit's points, which its lots must cover
+    return Pending(
+        account,
+        entry,
+        data,
+        asks,
+        [{"op": entry.id, "lot": lot_id, "points": taken} for lot_id, taken in takes],
+        [{"id": new_id(), "type": t, "entry_id": entry.id, "data": d} for t, d in queued],
+    )
 
 
 def credit(
@@ -541,9 +639,10 @@ def credit(
     """An entry with given lot changes (``takes``: points taken from, or when negative
     given back to, each lot; ``new_lot``: the entry's points form a lot), the account's
     balance, lifetime earnings and tier, and its events with those the account queued."""
-    entry, params = _entry_params(account, kind, points, now, new_lot, earned, entry_id, fields)
-    params.update(lot_ids=[lot_id for lot_id, _ in takes], lot_points=[taken for _, taken in takes])
-    return Pending(account, entry, earned, _APPEND, _APPEND.args(params), None)
+    return _pending(
+        account, kind, points, now, takes=takes, new_lot=new_lot, earned=earned,
+        entry_id=entry_id, **fields,
+    )  # fmt: skip
 
 
 def charge(
@@ -559,50 +658,45 @@ def charge(
 ) -> Pending:
     """A debit of ``points`` (> 0) taken from the account's lots by the spending plan
     (``first``: a lot to take first); written only if the lots cover it."""
-    entry, params = _entry_params(account, kind, -points, now, False, earned, entry_id, fields)
-    params.update(now=now, wanted=points, first=first)
-    return Pending(account, entry, earned, _DEBIT, _DEBIT.args(params), points)
+    return _pending(
+        account, kind, -points, now, planned=True, first=first, earned=earned,
+        entry_id=entry_id, **fields,
+    )  # fmt: skip
 
 
 async def write_all(
     conn: Connection, pending: Sequence[Pending]
 ) -> list[Entry | InsufficientPoints]:
-    """Write entries of distinct accounts, each statement's executions pipelined in one
-    round trip; each answers its entry, or the 409 of a debit its lots could not cover
-    (which wrote nothing)."""
-    rows: dict[int, Record] = {}
-    for statement in (_APPEND, _DEBIT):
-        mine = [n for n, p in enumerate(pending) if p.statement is statement]
-        if mine:
-            found = await _run(statement, conn, [pending[n].args for n in mine])
-            rows.update(zip(mine, found, strict=True))
-    return [_outcome(p, rows[n]) for n, p in enumerate(pending)]
-
-
-async def write(conn: Connection, pending: Pending) -> Entry:
-    """Write one entry; a debit its lots cannot cover is a 409 and writes nothing."""
-    [row] = await _run(pending.statement, conn, [pending.args])
-    outcome = _outcome(pending, row)
-    if isinstance(outcome, InsufficientPoints):
-        raise outcome
-    return outcome
-
-
-async def _run(statement: Compiled, conn: Connection, args: list[list[Any]]) -> list[Record]:
+    """Write entries, at most one per account, with one statement; each answers its entry,
+    or the 409 of a debit its lots could not cover (which wrote nothing)."""
     try:
-        if len(args) == 1:
-            return [await conn.fetchrow(statement.sql, *args[0])]
-        return await conn.fetchmany(statement.sql, args)
+        rows = await _APPEND.fetch(
+            conn,
+            entries=[p.json for p in pending],
+            appends=[p.asks for p in pending],
+            takes=[take for p in pending for take in p.takes],
+            events=[event for p in pending for event in p.events],
+        )
     except asyncpg.UniqueViolationError:
         raise Conflict(
             "Another request recorded this entry at the same moment (same Idempotency-Key or "
             "interaction); fetch the account's entries to see it."
         ) from None
+    spendable = {row["id"]: row["spendable"] for row in rows}
+    return [_outcome(p, spendable[p.entry.id]) for p in pending]
 
 
-def _outcome(pending: Pending, row: Record) -> Entry | InsufficientPoints:
-    wanted, spendable = pending.wanted, row["spendable"]
-    if wanted is not None and spendable < wanted:
+async def write(conn: Connection, pending: Pending) -> Entry:
+    """Write one entry; a debit its lots cannot cover is a 409 and writes nothing."""
+    [outcome] = await write_all(conn, [pending])
+    if isinstance(outcome, InsufficientPoints):
+        raise outcome
+    return outcome
+
+
+def _outcome(pending: Pending, spendable: int | None) -> Entry | InsufficientPoints:
+    wanted = pending.wanted
+    if wanted is not None and spendable is not None and spendable < wanted:
         return InsufficientPoints(
             f"The account has {spendable} points available; {wanted} were asked for.",
             errors=[
@@ -611,7 +705,7 @@ def _outcome(pending: Pending, row: Record) -> Entry | InsufficientPoints:
         )
     account, entry = pending.account, pending.entry
     account.balance, account.last_seq = entry.balance_after, entry.seq
-    account.lifetime_earned += pending.earned
+    account.lifetime_earned += pending.asks["earned"]
     account.events = []
     return entry
 

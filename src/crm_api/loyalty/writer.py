@@ -6,8 +6,8 @@ and a WAL flush, for one row lock's worth of work. Writes that need nothing beyo
 lock and the append (an earn, or a redeem of points, without an Idempotency-Key) are
 handed to the process's ``LedgerWriter`` instead: whatever requests submit while a batch
 is in flight is written by the next one, which locks its accounts in one statement and
-pipelines their appends. Each write still gets its own answer: a 404, a 422 or a 409
-(points the lots cannot cover) fails that write alone, as its debit writes nothing.
+writes their entries with another. Each write still gets its own answer: a 404, a 422 or
+a 409 (points the lots cannot cover) fails that write alone, as its debit writes nothing.
 
 Two writes to one account never share a batch (the second would be planned from the
 first's stale balance), and a write that needs more (due lots to expire first, a reward's
@@ -27,8 +27,10 @@ from crm_api.core.errors import Conflict, ProblemError
 from crm_api.loyalty import ledger, service
 from crm_api.loyalty.schemas import EarnRequest, Entry, EntryKind, RedeemRequest
 
-# Entries per shared transaction, and transactions in flight: a batch's appends run one
-# after another in one server process, so a second batch keeps another one busy.
+# Entries per shared transaction, and transactions in flight: with one, the server sat
+# idle while a batch's answers went out and the next one formed (1,369-1,530 writes/s
+# at 32 clients on 2,000 accounts, against 1,709-1,967 with two; three or four, tried
+# before the entries shared one statement, made smaller batches that cost more CPU).
 _BATCH = 64
 _LANES = 2
 
