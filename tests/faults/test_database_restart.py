@@ -41,6 +41,18 @@ async def _record_notes(http: httpx.AsyncClient, customer_id: str) -> list[httpx
     return list(await asyncio.gather(*(http.post("/v1/interactions", json=note) for _ in range(8))))
 
 
+async def _earn_points(http: httpx.AsyncClient, account_id: str) -> list[httpx.Response]:
+    """Concurrent earns and redeems on one account, none with an Idempotency-Key: each
+    goes to the shared ledger writer."""
+    path = f"/v1/loyalty/accounts/{account_id}"
+    return list(
+        await asyncio.gather(
+            *(http.post(f"{path}/earn", json={"points": 5}) for _ in range(4)),
+            *(http.post(f"{path}/redeem", json={"points": 1}) for _ in range(4)),
+        )
+    )
+
+
 async def _until(predicate, what: str, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + seconds
     while not await predicate():
@@ -71,6 +83,7 @@ async def test_a_database_restart_under_load_loses_nothing_and_heals_itself(
                     asyncio.create_task(_write_until(http, stop, attempts)) for _ in range(WRITERS)
                 ]
                 await _until(lambda: _answered(attempts, 201, at_least=20), "writes before")
+                account = await _funded_account(http, attempts)
                 await asyncio.to_thread(
                     pg_ctl, ["-w", "-m", mode, "stop"], pgdata=server.pgdata,
                     user=server.system_user,
@@ -82,6 +95,9 @@ async def test_a_database_restart_under_load_loses_nothing_and_heals_itself(
                 # Recordings that share a statement fail together, each with its own 503.
                 during = await _record_notes(http, buyer)
                 assert {r.status_code for r in during} == {503}, [r.text for r in during]
+                # So do ledger writes that share a transaction.
+                during = await _earn_points(http, account)
+                assert {r.status_code for r in during} == {503}, [r.text for r in during]
                 await asyncio.to_thread(server.ensure_postgres_running)
                 await _until(recovered, "recovery")
 
@@ -89,6 +105,11 @@ async def test_a_database_restart_under_load_loses_nothing_and_heals_itself(
                     return {r.status_code for r in await _record_notes(http, buyer)} == {201}
 
                 await _until(notes_recorded, "recordings after")
+
+                async def points_written() -> bool:
+                    return {r.status_code for r in await _earn_points(http, account)} == {201}
+
+                await _until(points_written, "ledger writes after")
                 served = len(attempts)
                 await _until(
                     lambda: _answered_since(attempts, served, 201, at_least=20), "writes after"
@@ -118,6 +139,24 @@ async def test_a_database_restart_under_load_loses_nothing_and_heals_itself(
         await _check_books(url, attempts)
     finally:
         server.cleanup()
+
+
+async def _funded_account(
+    http: httpx.AsyncClient, attempts: dict[str, list[httpx.Response]]
+) -> str:
+    """A loyalty account, with points, of a customer the load created."""
+    customer = next(t[-1].json()["id"] for t in attempts.values() if t[-1].status_code == 201)
+    program = await http.post(
+        "/v1/loyalty/programs", json={"name": "restart", "currency": "EUR", "points_per_unit": 1}
+    )
+    account = await http.post(
+        "/v1/loyalty/accounts",
+        json={"customer_id": customer, "program_id": program.json()["id"]},
+    )
+    account_id: str = account.json()["id"]
+    funded = await http.post(f"/v1/loyalty/accounts/{account_id}/earn", json={"points": 100})
+    assert funded.status_code == 201, funded.text
+    return account_id
 
 
 async def _answered(attempts: dict[str, list[httpx.Response]], status: int, *, at_least: int):  # type: ignore[no-untyped-def]
