@@ -68,6 +68,35 @@ async def test_lines_upsert_by_external_id_then_email_and_unchanged_lines_write_
     assert len(await events_of(api, type="customer.updated")) == 2
 
 
+async def test_import_events_carry_each_customer_as_the_api_shows_it(api, new_customer):
+    existing = await new_customer(external_id="known", first_name="Old")
+    rich = {
+        "external_id": "rich", "kind": "industrial", "company_name": "Acme", "first_name": "Ada",
+        "email": "Ada@Example.COM", "phone": "+4930123456", "birth_date": "1980-02-29",
+        "address": {"line1": "1 Main St", "country": "de"}, "interests": ["tech", "tech"],
+        "consents": {"email": {"granted": True, "at": "2024-05-01T10:00:00+02:00"}},
+        "tags": ["vip"], "attributes": {"score": 1.5, "nested": {"n": [1, None]}},
+        "acquisition": {"source": "fair", "cost": 1250, "currency": "EUR"},
+    }  # fmt: skip
+    # Nothing set in a nested object: the customer shows it as null, and so does the event.
+    emptied = {"external_id": "known", "first_name": "New", "address": {}, "acquisition": {}}
+
+    before = {e["id"] for e in await events_of(api)}
+
+    report = await _import(api, ndjson(rich, emptied))
+
+    assert (report["created"], report["updated"]) == (1, 1)
+    imported = [e for e in await events_of(api) if e["id"] not in before]
+    assert sorted((e["type"], e["data"]["external_id"]) for e in imported) == [
+        ("customer.created", "rich"), ("customer.updated", "known"),
+    ]  # fmt: skip
+    for event in imported:
+        shown = (await api.get(f"/v1/customers/{event['data']['id']}")).json()
+        del shown["redacted_fields"]
+        assert event["data"] == shown
+    assert existing["id"] in {e["data"]["id"] for e in imported}
+
+
 async def test_a_line_that_collides_fails_alone(api, new_customer):
     await new_customer(email="taken@example.com", external_id="owner")
     report = await _import(

@@ -8,6 +8,7 @@ it is split until only the offending lines fail.
 """
 
 import asyncio
+import operator
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ _SERVER_SET = "id, lifecycle_stage, created_at, updated_at, version, erased_at"
 # itself so that the rows and their events agree (created_at is the transaction's now()).
 _NEW = {"lifecycle_stage": t.c.lifecycle_stage.server_default.arg, "version": 1, "erased_at": None}
 _COPIED = (*_WRITTEN, "lifecycle_stage", "version", "created_at", "updated_at")
+_copied = operator.itemgetter(*_COPIED)  # a stored row as the COPY's record
 
 _MATCH = Compiled.of(
     sa.select(t)
@@ -195,18 +197,24 @@ async def _apply(conn: Connection, lines: Sequence[_Line], report: ndjson.Import
     )
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    shapes: dict[uuid.UUID, dict[str, Any]] = {}  # the events show what the lines said
     for line, row in zip(lines, _match(lines, existing), strict=True):
-        values = service.columns(line.data)
+        shape = service.shaped(line.data)
+        values = service.columns(line.data, shape)
         if row is None:
             inserts.append({"id": new_id(), **values})
+            shapes[inserts[-1]["id"]] = shape
         elif any(row[k] != v for k, v in values.items()):
             updates.append({"id": row["id"], **values})
+            shapes[row["id"]] = shape
     created = await _inserted(conn, inserts)
     updated = await _written(conn, _UPDATE, updates)
+    changed = [(EventType.CUSTOMER_CREATED, r) for r in created] + [
+        (EventType.CUSTOMER_UPDATED, r) for r in updated
+    ]
     await events.record_many(
         conn,
-        [(EventType.CUSTOMER_CREATED, r["id"], dumps(service.resource(r))) for r in created]
-        + [(EventType.CUSTOMER_UPDATED, r["id"], dumps(service.resource(r))) for r in updated],
+        [(event, r["id"], dumps(service.resource_of(shapes[r["id"]], r))) for event, r in changed],
     )
     report.created += len(created)
     report.updated += len(updated)
@@ -220,7 +228,7 @@ async def _inserted(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[s
     now = await conn.fetchval("SELECT now()")
     stored = [{**row, **_NEW, "created_at": now, "updated_at": now} for row in rows]
     await conn.copy_records_to_table(
-        t.name, records=[tuple(row[c] for c in _COPIED) for row in stored], columns=_COPIED
+        t.name, records=[_copied(row) for row in stored], columns=_COPIED
     )
     return stored
 

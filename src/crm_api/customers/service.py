@@ -5,7 +5,7 @@ raises domain errors, and never commits: the edge does.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -68,15 +68,29 @@ _UNIQUE_FIELDS = {
 _live = t.c.deleted_at.is_(None)
 
 
+# What the database sets, shown after the writable fields.
+_SERVER_SET = ("lifecycle_stage", "created_at", "updated_at", "version", "erased_at")
 # Per field, in order: its column, or the columns of its nested object's keys.
 _STORED_AS = tuple(
     (field, _RENAMED.get(field, field), _NESTED.get(field)) for field in WRITABLE_FIELDS
 )
 
 
-def columns(data: CustomerCreate) -> dict[str, Any]:
-    """The column values that store a customer."""
+def shaped(data: CustomerCreate) -> dict[str, Any]:
+    """The writable fields as the resource shows them once stored: JSON values, and a
+    nested object with nothing set as null."""
     values = data.model_dump(mode="json")
+    for field in _NESTED:
+        nested = values[field]
+        if nested is not None and all(v is None for v in nested.values()):
+            values[field] = None
+    return values
+
+
+def columns(data: CustomerCreate, shape: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The column values that store a customer (``shape``: its ``shaped`` fields, when
+    the caller has them already)."""
+    values = shaped(data) if shape is None else shape
     out: dict[str, Any] = {}
     for field, column, nested in _STORED_AS:
         value = values[field]
@@ -101,9 +115,15 @@ def resource(row: db.Record) -> dict[str, Any]:
             out[field] = nested if any(v is not None for v in nested.values()) else None
         else:
             out[field] = row[_RENAMED.get(field, field)]
-    for field in ("lifecycle_stage", "created_at", "updated_at", "version", "erased_at"):
+    for field in _SERVER_SET:
         out[field] = row[field]
     return out
+
+
+def resource_of(shape: dict[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
+    """``resource`` of a row just written from ``shape`` (its ``shaped`` fields), without
+    mapping its columns back."""
+    return {"id": row["id"], **shape, **{field: row[field] for field in _SERVER_SET}}
 
 
 def document(row: db.Record, principal: Principal) -> dict[str, Any]:
