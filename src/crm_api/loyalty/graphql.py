@@ -358,7 +358,8 @@ async def _write(
     if idempotency_key is None and isinstance(request, schemas.EarnRequest | schemas.RedeemRequest):
         assert info.context.request is not None
         writer: LedgerWriter = info.context.request.app.state.ledger_writer
-        if shared := await writer.write(target, request, actor=actor):
+        shared = await writer.write(target, request, actor=actor)
+        if shared is not None:
             return LoyaltyEntry.of(shared)
     entry, _ = await idempotent(
         info,
