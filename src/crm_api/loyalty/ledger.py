@@ -563,7 +563,7 @@ class Pending:
         return self.asks["wanted"]  # type: ignore[no-any-return]
 
 
-def _pending(
+def prepare(
     account: Account,
     kind: EntryKind,
     points: int,
@@ -577,6 +577,11 @@ def _pending(
     entry_id: uuid.UUID | None = None,
     **fields: Any,
 ) -> Pending:
+    """The entry ``account`` gets next, with what writing it changes: its lots (``takes``:
+    points taken from, or when negative given back to, each lot; ``planned``: a debit
+    whose lots the spending plan picks, ``first`` first; ``new_lot``: the entry's points
+    form a lot), the balance, lifetime earnings and tier, and the events (its own and
+    those the account queued)."""
     values = dict.fromkeys(ENTRY_COLUMNS)
     values.update(fields)
     values.update(
@@ -624,44 +629,10 @@ def _pending(
     )
 
 
-def credit(
-    account: Account,
-    kind: EntryKind,
-    points: int,
-    now: datetime,
-    *,
-    takes: Takes = (),  # type: ignore[assignment]
-    new_lot: bool = False,
-    earned: int = 0,
-    entry_id: uuid.UUID | None = None,
-    **fields: Any,
-) -> Pending:
-    """An entry with given lot changes (``takes``: points taken from, or when negative
-    given back to, each lot; ``new_lot``: the entry's points form a lot), the account's
-    balance, lifetime earnings and tier, and its events with those the account queued."""
-    return _pending(
-        account, kind, points, now, takes=takes, new_lot=new_lot, earned=earned,
-        entry_id=entry_id, **fields,
-    )  # fmt: skip
-
-
-def charge(
-    account: Account,
-    kind: EntryKind,
-    points: int,
-    now: datetime,
-    *,
-    first: uuid.UUID | None = None,
-    earned: int = 0,
-    entry_id: uuid.UUID | None = None,
-    **fields: Any,
-) -> Pending:
-    """A debit of ``points`` (> 0) taken from the account's lots by the spending plan
-    (``first``: a lot to take first); written only if the lots cover it."""
-    return _pending(
-        account, kind, -points, now, planned=True, first=first, earned=earned,
-        entry_id=entry_id, **fields,
-    )  # fmt: skip
+def charge(account: Account, kind: EntryKind, points: int, now: datetime, **how: Any) -> Pending:
+    """A debit of ``points`` (> 0) taken from the account's lots by the spending plan;
+    written only if the lots cover it (see ``prepare``)."""
+    return prepare(account, kind, -points, now, planned=True, **how)
 
 
 async def write_all(
@@ -713,8 +684,8 @@ def _outcome(pending: Pending, spendable: int | None) -> Entry | InsufficientPoi
 async def append(
     conn: Connection, account: Account, kind: EntryKind, points: int, now: datetime, **how: Any
 ) -> Entry:
-    """Record an entry with given lot changes (see ``credit``)."""
-    return await write(conn, credit(account, kind, points, now, **how))
+    """Record an entry with given lot changes, if any (see ``prepare``)."""
+    return await write(conn, prepare(account, kind, points, now, **how))
 
 
 async def debit(

@@ -511,7 +511,7 @@ async def crediting(
     if account.could_move_up(points):
         reached = await ledger.qualifying(conn, account, now) + points
         account.tier_change(reached, now, upgrade_only=True)
-    return ledger.credit(
+    return ledger.prepare(
         account,
         EntryKind.EARN,
         points,
