@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert
 
-from crm_api.core import ndjson
+from crm_api.core import db, ndjson
 from crm_api.core.auth import Principal
 from crm_api.core.db import Compiled, Connection
 from crm_api.core.ids import new_id
@@ -17,26 +18,39 @@ from crm_api.core.json import dumps
 from crm_api.customers import service as customers
 from crm_api.events import service as events
 from crm_api.interactions import service
+from crm_api.interactions.models import interaction_items, interactions
 from crm_api.interactions.schemas import InteractionCreate
 
 BATCH_SIZE = 2000
-_rows = sa.bindparam("rows", type_=sa.dialects.postgresql.JSONB)
-_COLUMNS = ", ".join((*service.INSERTED_COLUMNS, *service.ITEM_FIGURES))
-_VALUES = _COLUMNS.replace("occurred_at", "coalesce(occurred_at, now())")
-_ITEM_COLUMNS = ", ".join(("customer_id", "interaction_id", "line", *service.ITEM_COLUMNS))
-_INSERT = Compiled.of(
-    sa.text(
-        f"INSERT INTO interactions ({_COLUMNS}) "
-        f"SELECT {_VALUES} FROM jsonb_populate_recordset(NULL::interactions, :rows) "
-        "ON CONFLICT (customer_id, external_id) WHERE external_id IS NOT NULL DO NOTHING "
-        "RETURNING *"
-    ).bindparams(_rows)
-)
+_COLUMNS = (*service.INSERTED_COLUMNS, *service.ITEM_FIGURES)
+_ITEM_COLUMNS = ("customer_id", "interaction_id", "line", *service.ITEM_COLUMNS)
+
+
+def _inserting() -> Compiled:
+    """Insert the JSON array ``rows``, skipping external ids recorded already; answers
+    the rows inserted."""
+    rows = db.recordset(interactions, "rows", _COLUMNS)
+    values = (
+        sa.func.coalesce(rows.c[c], sa.func.now()) if c == "occurred_at" else rows.c[c]
+        for c in _COLUMNS
+    )
+    return Compiled.of(
+        insert(interactions)
+        .from_select(list(_COLUMNS), sa.select(*values))
+        .on_conflict_do_nothing(
+            index_elements=[interactions.c.customer_id, interactions.c.external_id],
+            index_where=interactions.c.external_id.is_not(None),
+        )
+        .returning(interactions)
+    )
+
+
+_INSERT = _inserting()
+_item_rows = db.recordset(interaction_items, "rows", _ITEM_COLUMNS)
 _INSERT_ITEMS = Compiled.of(
-    sa.text(
-        f"INSERT INTO interaction_items ({_ITEM_COLUMNS}) "
-        f"SELECT {_ITEM_COLUMNS} FROM jsonb_populate_recordset(NULL::interaction_items, :rows)"
-    ).bindparams(_rows)
+    sa.insert(interaction_items).from_select(
+        list(_ITEM_COLUMNS), sa.select(*(_item_rows.c[c] for c in _ITEM_COLUMNS))
+    )
 )
 
 
