@@ -1,5 +1,6 @@
 """Customers over REST: create, read, merge-patch, conditional requests, delete."""
 
+import json
 import uuid
 
 from support import assert_problem, events_of
@@ -113,8 +114,16 @@ async def test_organisations_need_a_company_name(api):
 
 
 async def test_text_with_nul_characters_is_refused_not_a_server_error(api):
-    response = await api.post("/v1/customers", json={"first_name": "A\u0000da"})
-    assert_problem(response, 422, "validation-error")
+    response = await api.post(
+        "/v1/customers",
+        json={"first_name": "A\u0000da", "external_id": "x\u0000", "tags": ["ok", "t\u0000"]},
+    )
+    body = assert_problem(response, 422, "validation-error")
+    assert {(e["field"], e["message"]) for e in body["errors"]} == {
+        ("first_name", "must not contain NUL characters"),
+        ("external_id", "must not contain '/' or NUL characters"),
+        ("tags.1", "must not contain NUL characters"),
+    }
     response = await api.post("/v1/customers", json={"attributes": {"k": "v\u0000"}})
     assert_problem(response, 422, "validation-error")
 
@@ -269,5 +278,19 @@ async def test_text_the_database_cannot_store_is_refused_not_a_server_error(api)
         "/v1/customers", content=lone_surrogate, headers={"Content-Type": "application/json"}
     )
     assert_problem(response, 422, "validation-error")
+    # Over GraphQL the input arrives decoded, surrogates and all.
+    graphql = await api.post(
+        "/graphql",
+        content=json.dumps(
+            {
+                "query": "mutation($c: CustomerInput!) { createCustomer(input: $c) { id } }",
+                "variables": {"c": {"firstName": "a\ud800b"}},
+            }
+        ),
+        headers={"Content-Type": "application/json"},
+    )
+    assert graphql.json()["errors"][0]["extensions"]["errors"] == [
+        {"field": "firstName", "message": "must be valid Unicode (no lone surrogates)"}
+    ]
     huge = await api.post("/v1/customers", json={"attributes": {"n": 2**70}})
     assert_problem(huge, 422, "validation-error")

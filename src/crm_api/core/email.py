@@ -10,9 +10,9 @@ import re
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 
-from crm_api.core.types import storable
+from crm_api.core.types import STORABLE
 
 MAX_LENGTH = 320
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -38,7 +38,7 @@ def normalise_email(value: str) -> str:
 
 Email = Annotated[
     str,
-    AfterValidator(storable),
+    StringConstraints(pattern=STORABLE),
     AfterValidator(normalise_email),
     WithJsonSchema({"type": "string", "format": "email", "maxLength": MAX_LENGTH}),
     Field(examples=["ada@example.com"]),

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from crm_api.core.json import dumps
+from crm_api.core.types import NOT_UNICODE, PATTERN_MESSAGES
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
@@ -153,12 +154,20 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
         loc = [str(part) for part in error.get("loc", ())]
         location = loc[0] if loc and loc[0] in _LOCATIONS else "body"
         path = loc[1:] if loc and loc[0] == location else loc
-        message = error["msg"].removeprefix("Value error, ")
+        message = _message(error)
         out.append(FieldError(field=".".join(path) or location, message=message, location=location))
     return out
 
 
 _LOCATIONS = frozenset({"body", "query", "path", "header"})
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    if error["type"] == "string_unicode":
+        return NOT_UNICODE
+    if error["type"] == "string_pattern_mismatch":
+        return PATTERN_MESSAGES.get(error.get("ctx", {}).get("pattern"), error["msg"])
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
