@@ -68,6 +68,26 @@ async def test_lines_upsert_by_external_id_then_email_and_unchanged_lines_write_
     assert len(await events_of(api, type="customer.updated")) == 2
 
 
+async def test_a_long_import_applies_its_lines_in_order_across_batches(api):
+    # Long enough for several batches, written while later ones are parsed, and the last
+    # lines cut into smaller ones; one customer recurs early, mid-way and at the very end.
+    lines = [{"external_id": f"c{n}"} for n in range(2_600)]
+    for position, name in ((10, "first"), (2_100, "second"), (2_598, "third")):
+        lines[position] = {"external_id": "recurring", "first_name": name}
+    lines.insert(2_400, "{broken")
+
+    report = await _import(api, ndjson(*lines))
+
+    assert (report["created"], report["updated"], report["failed"]) == (2_598, 2, 1)
+    assert [e["line"] for e in report["errors"]] == [2_401]
+    [recurring] = (await api.get("/v1/customers", params={"external_id": "recurring"})).json()[
+        "data"
+    ]
+    assert (recurring["first_name"], recurring["version"]) == ("third", 3)
+    updates = await events_of(api, type="customer.updated")
+    assert [e["data"]["first_name"] for e in updates] == ["second", "third"]
+
+
 async def test_import_events_carry_each_customer_as_the_api_shows_it(api, new_customer):
     existing = await new_customer(external_id="known", first_name="Old")
     rich = {

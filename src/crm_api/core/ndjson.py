@@ -52,6 +52,11 @@ def lines(body: bytes) -> Iterator[tuple[int, bytes]]:
             yield number, raw
 
 
+def count(body: bytes) -> int:
+    """The number of the last line ``lines`` can yield."""
+    return body.count(b"\n") + 1
+
+
 IMPORT_REQUEST_BODY = {
     "required": True,
     "content": {
