@@ -125,18 +125,19 @@ async def _batches(lines: AsyncIterator[_Line], total: int) -> AsyncIterator[lis
     the last batch left this process idle for about a tenth of a 10,000-line import.
     """
     current: list[_Line] = []
-    seen: set[str] = set()
+    external_ids: set[str | None] = set()  # None never enters: a line without a key
+    emails: set[str | None] = set()
     limit = BATCH_SIZE
     async for line in lines:
-        keys = {f"x:{line.external_id}"} if line.external_id else set()
-        if line.email_key:
-            keys.add(f"e:{line.email_key}")
-        if len(current) >= limit or keys & seen:
+        if len(current) >= limit or line.external_id in external_ids or line.email_key in emails:
             yield current
-            current, seen = [], set()
+            current, external_ids, emails = [], set(), set()
             limit = max(_LAST_BATCH, min(BATCH_SIZE, (total - line.number + 1) // 2))
         current.append(line)
-        seen |= keys
+        if line.external_id is not None:
+            external_ids.add(line.external_id)
+        if line.email_key is not None:
+            emails.add(line.email_key)
     if current:
         yield current
 
