@@ -17,6 +17,7 @@ from crm_api.core.scopes import Scope
 from live import issue_key, serve, settings_for
 
 WRITERS = 12
+BULK = 20_000  # lines of an import the restart interrupts: several batches in flight
 
 
 async def _write_until(
@@ -84,6 +85,8 @@ async def test_a_database_restart_under_load_loses_nothing_and_heals_itself(
                 ]
                 await _until(lambda: _answered(attempts, 201, at_least=20), "writes before")
                 account = await _funded_account(http, attempts)
+                importing = asyncio.create_task(_import_bulk(http))
+                await asyncio.sleep(0.3)  # into the import, unless this machine is very fast
                 await asyncio.to_thread(
                     pg_ctl, ["-w", "-m", mode, "stop"], pgdata=server.pgdata,
                     user=server.system_user,
@@ -117,6 +120,11 @@ async def test_a_database_restart_under_load_loses_nothing_and_heals_itself(
                 stop.set()
                 await asyncio.gather(*writers)
 
+                # The import was cut short, or had ended: all of it or nothing was written.
+                imported = await importing
+                assert imported.status_code in (200, 503), imported.text
+                expected = BULK if imported.status_code == 200 else 0
+
                 statuses = {r.status_code for tries in attempts.values() for r in tries}
                 assert statuses <= {201, 503}, statuses
                 for tries in attempts.values():
@@ -136,9 +144,16 @@ async def test_a_database_restart_under_load_loses_nothing_and_heals_itself(
                         assert retry.status_code == 201, retry.text
                         tries.append(retry)
 
-        await _check_books(url, attempts)
+        await _check_books(url, attempts, bulk=expected)
     finally:
         server.cleanup()
+
+
+async def _import_bulk(http: httpx.AsyncClient) -> httpx.Response:
+    body = "".join(f'{{"external_id": "bulk-{n}", "first_name": "Bulk"}}\n' for n in range(BULK))
+    return await http.post(
+        "/v1/customers/import", content=body, headers={"Content-Type": "application/x-ndjson"}
+    )
 
 
 async def _funded_account(
@@ -170,8 +185,9 @@ async def _answered_since(
     return sum(tries[-1].status_code == status for tries in later) >= at_least
 
 
-async def _check_books(url: str, attempts: dict[str, list[httpx.Response]]) -> None:
-    """One customer per key, created once, with exactly one `customer.created` event."""
+async def _check_books(url: str, attempts: dict[str, list[httpx.Response]], *, bulk: int) -> None:
+    """One customer per key, created once, with exactly one `customer.created` event; and
+    ``bulk`` customers of the import, each with its event."""
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch(
@@ -182,7 +198,9 @@ async def _check_books(url: str, attempts: dict[str, list[httpx.Response]]) -> N
         )
     finally:
         await conn.close()
-    stored = {r["external_id"]: r for r in rows}
+    imported = [r for r in rows if r["external_id"].startswith("bulk-")]
+    assert len(imported) == bulk and all(r["created"] == 1 for r in imported)
+    stored = {r["external_id"]: r for r in rows if not r["external_id"].startswith("bulk-")}
     assert stored.keys() == attempts.keys()
     for key, tries in attempts.items():
         assert tries[-1].json()["id"] == str(stored[key]["id"])

@@ -164,11 +164,11 @@ async def import_customers(
         for task in writing:
             await task
     finally:
-        # Never leave a write running on a connection that is about to be released.
-        if unfinished := [task for task in writing if not task.done()]:
-            for task in unfinished:
-                task.cancel()
-            await asyncio.wait(unfinished)
+        # Never leave a write running on a connection that is about to be released. A
+        # failed batch fails every later one (each awaits it); gathering collects them all.
+        for task in writing:
+            task.cancel()  # nothing, for those done
+        await asyncio.gather(*writing, return_exceptions=True)
     return report
 
 
