@@ -69,6 +69,7 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     add("--threads", type=int, default=1, help="wrk threads (default 1)")
     add("--pool-size", type=int, default=20, help="database pool of each server (default 20)")
     add("--import-chunk", type=int, default=10_000, help="NDJSON lines per import request")
+    add("--import-rounds", type=int, default=3, help="rounds of COPY, then the API import")
     add("--skip-import", action="store_true", help="seed with COPY; no import comparison")
     add(
         "--skip-access-log-off",
@@ -91,7 +92,7 @@ class Suite:
         self.workdir = workdir
         self.load = load.Settings(args.connections, args.threads, args.duration, args.warmup)
         self.throughput: dict[str, list[load.LoadResult]] = {}
-        self.imports: dict[str, importing.ImportResult] = {}
+        self.imports: dict[str, list[importing.ImportResult]] = {"copy": [], "api": []}
 
     def run(self, url: str) -> None:
         args = self.args
@@ -105,19 +106,26 @@ class Suite:
         )
         writer = asyncio.run(database.issue_key(url, "bench import", "customers:write"))
 
-        log("import: COPY of the rows into the empty customers table")
-        self.imports["copy"] = asyncio.run(importing.copy(url, records))
-        log(f"  {self.imports['copy'].rows_per_s:,.0f} rows/s")
         if args.skip_import:
+            log("import: COPY of the rows into the empty customers table")
+            self.imports["copy"].append(asyncio.run(importing.copy(url, records)))
             asyncio.run(_seed(url, records))
         else:
             with servers.crm_api(url, args.pool_size, self.workdir, access_log=True) as app:
-                asyncio.run(importing.reset(url))
-                log(f"import: NDJSON through the API, {args.import_chunk:,} lines a request")
-                self.imports["api"] = importing.through_api(
-                    app.base_url, writer, lines, args.import_chunk
-                )
-                log(f"  {self.imports['api'].rows_per_s:,.0f} rows/s")
+                for number in range(1, args.import_rounds + 1):
+                    log(
+                        f"import round {number} of {args.import_rounds}: COPY, then NDJSON "
+                        f"through the API, {args.import_chunk:,} lines a request"
+                    )
+                    copy = asyncio.run(importing.copy(url, records))
+                    asyncio.run(importing.reset(url))
+                    api = importing.through_api(app.base_url, writer, lines, args.import_chunk)
+                    self.imports["copy"].append(copy)
+                    self.imports["api"].append(api)
+                    log(
+                        f"  COPY {copy.rows_per_s:,.0f} rows/s, API {api.rows_per_s:,.0f} rows/s"
+                        f" ({api.rows_per_s / copy.rows_per_s:.2f})"
+                    )
         del records, lines
 
         log("VACUUM ANALYZE of the tables with rows")
@@ -178,6 +186,14 @@ class Suite:
             m.requests_per_s / c.requests_per_s for m, c in zip(mine, ceiling, strict=True)
         )
 
+    def import_share(self) -> float | None:
+        """Median over rounds of the API import's rows/s divided by COPY's in that round."""
+        copy, api = self.imports["copy"], self.imports["api"]
+        if not api:
+            return None
+        pairs = zip(api, copy, strict=True)
+        return statistics.median(a.rows_per_s / c.rows_per_s for a, c in pairs)
+
 
 async def _seed(url: str, records: list[tuple[Any, ...]]) -> None:
     conn = await asyncpg.connect(url)
@@ -231,22 +247,36 @@ def _throughput_rows(suite: Suite) -> list[Row]:
 
 
 def _import_rows(suite: Suite) -> list[Row]:
-    copy, api = suite.imports.get("copy"), suite.imports.get("api")
     rows = []
-    for result, share, minimum in (
-        (copy, 1.0, None),
-        (api, api.rows_per_s / copy.rows_per_s if api and copy else None, IMPORT_MINIMUM),
+    for key, share, minimum in (
+        ("copy", 1.0, None),
+        ("api", suite.import_share(), IMPORT_MINIMUM),
     ):
-        if result is not None:
+        if results := suite.imports[key]:
+            summary = _import_summary(results)
             rows.append(
                 Row(
-                    result.method,
-                    (f"{result.rows_per_s:,.0f}", f"{result.seconds:.2f}"),
+                    results[0].method,
+                    (
+                        f"{summary['rows_per_s']:,.0f}",
+                        f"{summary['rows_per_s_min']:,.0f}-{summary['rows_per_s_max']:,.0f}",
+                    ),
                     share,
                     minimum,
                 )
             )
     return rows
+
+
+def _import_summary(results: list[importing.ImportResult]) -> dict[str, Any]:
+    rates = [r.rows_per_s for r in results]
+    return {
+        "method": results[0].method,
+        "rows_per_s": round(statistics.median(rates), 1),
+        "rows_per_s_min": round(min(rates)),
+        "rows_per_s_max": round(max(rates)),
+        "rounds": [r.as_dict() for r in results],
+    }
 
 
 def _meta(pg: database.Server, url: str, wrk: str) -> dict[str, Any]:
@@ -281,15 +311,14 @@ def _headlines(suite: Suite) -> list[Headline]:
                 report.passed(share, target.minimum),
             )
         )
-    copy, api = suite.imports.get("copy"), suite.imports.get("api")
-    if copy and api:
-        share = api.rows_per_s / copy.rows_per_s
+    share = suite.import_share()
+    if share is not None:
         found.append(
             Headline(
                 f"NDJSON import, {suite.args.customers:,} customers",
-                round(api.rows_per_s, 1),
+                _import_summary(suite.imports["api"])["rows_per_s"],
                 "rows/s",
-                round(copy.rows_per_s, 1),
+                _import_summary(suite.imports["copy"])["rows_per_s"],
                 "COPY",
                 _rounded(share),
                 f"ratio >= {IMPORT_MINIMUM:.2f}",
@@ -308,8 +337,8 @@ def _render(suite: Suite, meta: dict[str, Any]) -> tuple[str, dict[str, Any], li
         f"warm-up); each server alone, 1 uvicorn worker, pool {a.pool_size}\n"
         f"database: {meta['database']}, PostgreSQL {meta['postgres']}; "
         f"{os.cpu_count()} CPUs; Python {platform.python_version()}\n"
-        "req/s is the median of the rounds (min-max beside it); a ratio is the median of "
-        "the per-round ratios; CPU is the server process's CPU time per request."
+        "req/s and rows/s are the medians of the rounds (min-max beside them); a ratio is the "
+        "median of the per-round ratios; CPU is the server process's CPU time per request."
     )
     parts = [
         header,
@@ -324,7 +353,7 @@ def _render(suite: Suite, meta: dict[str, Any]) -> tuple[str, dict[str, Any], li
         parts.append(
             report.section(
                 f"Bulk import of {a.customers:,} customers, empty table",
-                ("rows/s", "seconds"),
+                ("rows/s", "min-max"),
                 import_rows,
                 vs="COPY",
             )
@@ -342,6 +371,7 @@ def _render(suite: Suite, meta: dict[str, Any]) -> tuple[str, dict[str, Any], li
             "wrk_threads": a.threads,
             "pool_size": a.pool_size,
             "import_chunk_lines": a.import_chunk,
+            "import_rounds": a.import_rounds,
             "access_log": "on for (b), (c) and the import; off in the *_no_access_log runs",
         },
         "throughput": {
@@ -355,7 +385,10 @@ def _render(suite: Suite, meta: dict[str, Any]) -> tuple[str, dict[str, Any], li
             for t in TARGETS
             if t.key in suite.throughput
         },
-        "import": {k: r.as_dict() for k, r in suite.imports.items()},
+        "import": {
+            **{k: _import_summary(results) for k, results in suite.imports.items() if results},
+            "share_of_copy": _rounded(suite.import_share()),
+        },
         "valid": all(r.valid for r in throughput_rows),
         "passed": all(r.verdict == "PASS" for r in judged),
     }
