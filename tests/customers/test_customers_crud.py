@@ -133,7 +133,10 @@ async def test_unknown_customer_is_a_404_problem(api):
     body = assert_problem(await api.get(f"/v1/customers/{missing}"), 404, "not-found")
     assert str(missing) in body["detail"]
     assert body["instance"] == f"/v1/customers/{missing}"
-    assert_problem(await api.get("/v1/customers/not-a-uuid"), 422, "validation-error")
+    malformed = assert_problem(await api.get("/v1/customers/not-a-uuid"), 422, "validation-error")
+    [error] = malformed["errors"]
+    assert (error["field"], error["location"]) == ("customer_id", "path")
+    assert "UUID" in error["message"]
 
 
 async def test_if_none_match_answers_304_until_the_customer_changes(api, new_customer):

@@ -118,8 +118,11 @@ def _solver(dependant: Dependant, embed_body_fields: bool = False) -> Solver | N
         if inner is None:
             return None
         subs.append((sub.name, sub.call, inner))
+    # A path parameter is always there, one string: it goes straight to its field's
+    # validation, without the per-request look at its annotation (sequence? model?) that
+    # FastAPI's request_params_to_args makes for every kind of parameter.
+    path = [(field, ("path", field.alias)) for field in dependant.path_params]
     sources = (
-        (dependant.path_params, lambda r: r.path_params),
         (dependant.query_params, lambda r: r.query_params),
         (dependant.header_params, lambda r: r.headers),
     )
@@ -145,6 +148,12 @@ def _solver(dependant: Dependant, embed_body_fields: bool = False) -> Solver | N
                 failed = True
                 continue
             values[name] = cache[call] = await call(**arguments)
+        for field, loc in path:
+            value, wrong = field.validate(request.path_params[loc[1]], values, loc=loc)
+            if wrong:
+                errors.extend(wrong)
+            else:
+                values[field.name] = value
         for fields, source in params:
             found_params, wrong = request_params_to_args(fields, source(request))
             values.update(found_params)
