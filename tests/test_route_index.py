@@ -87,3 +87,20 @@ async def test_graphql_and_routes_added_later_are_still_served(app, api) -> None
     assert (await api.get("/late")).json() == {"late": True}
     response = await api.post("/graphql", json={"query": "{ __typename }"})
     assert response.json() == {"data": {"__typename": "Query"}}
+
+
+def test_a_path_parameter_spans_segments_and_others_do_not() -> None:
+    app = FastAPI()
+
+    async def one() -> JSONResponse:
+        return JSONResponse({})
+
+    app.add_api_route("/files/{name}", one)
+    app.add_api_route("/files/{rest:path}", one)
+    app.add_api_route("/files/{name}/meta", one)
+    index = RouteIndex(app.router)
+    for path in ("/files/a", "/files/a/meta", "/files/a/b/c", "/files/a/meta/x"):
+        found = index.find(_scope("GET", path))
+        assert found is not None, path
+        assert found[0] is _by_scanning(app.router.routes, _scope("GET", path)), path
+    assert index.find(_scope("GET", "/files/a/b/c"))[0].path == "/files/{rest:path}"  # type: ignore[index]

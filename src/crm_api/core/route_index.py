@@ -24,7 +24,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 class _Node:
     children: dict[str, "_Node"] = field(default_factory=dict)
     own: list[tuple[int, BaseRoute]] = field(default_factory=list)  # (router position, route)
-    candidates: list[BaseRoute] = field(default_factory=list)
+    # (segments of every path it matches, or None when not fixed; route), in router order
+    candidates: list[tuple[int | None, BaseRoute]] = field(default_factory=list)
+
+
+def _segment_count(route: BaseRoute) -> int | None:
+    """How many segments every path ``route`` matches has; None when that varies (a
+    ``:path`` parameter, a mount)."""
+    if not isinstance(route, Route) or ":path}" in route.path:
+        return None
+    return route.path.count("/")
 
 
 def _literal_prefix(route: BaseRoute) -> list[str]:
@@ -59,13 +68,16 @@ class RouteIndex:
         When routes match the path but none the method, a 405 names every method they
         take (the router names only the first such route's)."""
         node = self.root
-        for segment in get_route_path(scope).split("/")[1:]:
+        segments = get_route_path(scope).split("/")[1:]
+        for segment in segments:
             child = node.children.get(segment)
             if child is None:
                 break
             node = child
         allowed: set[str] = set()
-        for route in node.candidates:
+        for count, route in node.candidates:
+            if count is not None and count != len(segments):
+                continue  # its regex could not match: no parameter spans a "/"
             match, child_scope = route.matches(scope)
             if match is Match.NONE:
                 continue
@@ -92,7 +104,7 @@ class RouteIndex:
 def _settle(node: _Node, above: list[tuple[int, BaseRoute]]) -> None:
     """Give every node its candidates: its own routes and its ancestors', in router order."""
     reachable = sorted(above + node.own, key=lambda entry: entry[0])
-    node.candidates = [route for _, route in reachable]
+    node.candidates = [(_segment_count(route), route) for _, route in reachable]
     for child in node.children.values():
         _settle(child, reachable)
 
