@@ -42,9 +42,9 @@ _AHEAD = 2
 _PARSE_SLICE = 25
 _WRITTEN = ("id", *service.columns(CustomerCreate()))
 _rows = sa.bindparam("rows", type_=sa.dialects.postgresql.JSONB)
-# What the database decides on update; the rest of each written row is what the line
-# said, so the events are built from the lines instead of reading every column back.
-_SERVER_SET = "id, lifecycle_stage, created_at, updated_at, version, erased_at"
+# What an update returns: what the database decides. The rest of each written row is
+# what the line said, so the events are built from the lines instead of reading it back.
+_RETURNED = ("id", *service.SERVER_SET)
 # A new customer's columns that no line sets: the table's defaults, written by the COPY
 # itself so that the rows and their events agree (created_at is the transaction's now()).
 _NEW = {"lifecycle_stage": t.c.lifecycle_stage.server_default.arg, "version": 1, "erased_at": None}
@@ -69,7 +69,7 @@ _UPDATE = Compiled.of(
         + ", ".join(f"{c} = n.{c}" for c in _WRITTEN if c != "id")
         + ", version = c.version + 1, updated_at = now() "
         "FROM jsonb_populate_recordset(NULL::customers, :rows) AS n WHERE c.id = n.id "
-        f"RETURNING {', '.join('c.' + c for c in _SERVER_SET.split(', '))}"
+        f"RETURNING {', '.join('c.' + c for c in _RETURNED)}"
     ).bindparams(_rows)
 )
 

@@ -69,7 +69,7 @@ _live = t.c.deleted_at.is_(None)
 
 
 # What the database sets, shown after the writable fields.
-_SERVER_SET = ("lifecycle_stage", "created_at", "updated_at", "version", "erased_at")
+SERVER_SET = ("lifecycle_stage", "created_at", "updated_at", "version", "erased_at")
 # Per field, in order: its column, or the columns of its nested object's keys.
 _STORED_AS = tuple(
     (field, _RENAMED.get(field, field), _NESTED.get(field)) for field in WRITABLE_FIELDS
@@ -115,7 +115,7 @@ def resource(row: db.Record) -> dict[str, Any]:
             out[field] = nested if any(v is not None for v in nested.values()) else None
         else:
             out[field] = row[_RENAMED.get(field, field)]
-    for field in _SERVER_SET:
+    for field in SERVER_SET:
         out[field] = row[field]
     return out
 
@@ -123,7 +123,7 @@ def resource(row: db.Record) -> dict[str, Any]:
 def resource_of(shape: dict[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
     """``resource`` of a row just written from ``shape`` (its ``shaped`` fields), without
     mapping its columns back."""
-    return {"id": row["id"], **shape, **{field: row[field] for field in _SERVER_SET}}
+    return {"id": row["id"], **shape, **{field: row[field] for field in SERVER_SET}}
 
 
 def document(row: db.Record, principal: Principal) -> dict[str, Any]:
